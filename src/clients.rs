@@ -1,0 +1,152 @@
+//! Per-client state: what the module knows about each connection whose tracking state is not
+//! the default. Entries appear when a client's CLIENT TRACKING/CACHING is seen (or at load, from
+//! CLIENT LIST) and go on the server's disconnect event. A client with no entry has tracking off.
+
+use std::collections::BTreeMap;
+
+use crate::rules::TrackingState;
+
+/// What the module knows of one client's CLIENT TRACKINGINFO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mirror {
+    /// Every command that decides it was seen and replayed.
+    Exact(TrackingState),
+    /// Tracking was switched on where the module could not see it (before MODULE LOAD, or
+    /// through a path it could not attribute): only CLIENT LIST's view can be shown.
+    Partial,
+}
+
+/// A CLIENT subcommand queued inside MULTI; it runs at EXEC, if EXEC runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// argv from the ON/OFF word on.
+    Tracking(Vec<Vec<u8>>),
+    /// The yes/no argument.
+    Caching(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub mirror: Mirror,
+    /// Unix ms when tracking was last switched on; -1 when unknown.
+    pub since_ms: i64,
+    pub queued: Vec<Op>,
+    /// A command that is not a CLIENT subcommand was processed: once it has completed, the
+    /// CACHING window ends unless the client is in MULTI (networking.c resetClient).
+    pub caching_end: bool,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            mirror: Mirror::Exact(TrackingState::default()),
+            since_ms: -1,
+            queued: Vec::new(),
+            caching_end: false,
+        }
+    }
+}
+
+impl Client {
+    pub fn partial() -> Self {
+        Client {
+            mirror: Mirror::Partial,
+            ..Default::default()
+        }
+    }
+
+    /// True when the entry says nothing a missing entry would not: tracking off, nothing queued.
+    pub fn is_default(&self) -> bool {
+        matches!(&self.mirror, Mirror::Exact(s) if !s.is_on()) && self.queued.is_empty()
+    }
+
+    pub fn tracking_on(&self) -> Option<bool> {
+        match &self.mirror {
+            Mirror::Exact(s) => Some(s.is_on()),
+            Mirror::Partial => None,
+        }
+    }
+}
+
+/// All clients with non-default state, ordered by id (TRACKINFO.CLIENTS lists them in that order).
+#[derive(Debug, Default)]
+pub struct Registry {
+    clients: BTreeMap<u64, Client>,
+}
+
+impl Registry {
+    pub fn get(&self, id: u64) -> Option<&Client> {
+        self.clients.get(&id)
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.clients.contains_key(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> &mut Client {
+        self.clients.entry(id).or_default()
+    }
+
+    /// Stores `c`, or forgets the client when its state is the default.
+    pub fn put(&mut self, id: u64, c: Client) {
+        if c.is_default() && !c.caching_end {
+            self.clients.remove(&id);
+        } else {
+            self.clients.insert(id, c);
+        }
+    }
+
+    /// Drops an entry that became the default.
+    pub fn tidy(&mut self, id: u64) {
+        if self.clients.get(&id).is_some_and(Client::is_default) {
+            self.clients.remove(&id);
+        }
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        self.clients.remove(&id);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Client)> {
+        self.clients.iter().map(|(id, c)| (*id, c))
+    }
+
+    pub fn clear(&mut self) {
+        self.clients.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Flags;
+
+    #[test]
+    fn default_entries_are_not_kept() {
+        let mut r = Registry::default();
+        r.put(1, Client::default());
+        assert!(r.is_empty());
+        let on = Client {
+            mirror: Mirror::Exact(TrackingState {
+                flags: Flags::ON,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        r.put(2, on);
+        r.put(1, Client::partial());
+        assert_eq!(r.iter().map(|(id, _)| id).collect::<Vec<_>>(), [1, 2]);
+        r.remove(2);
+        r.get_mut(1).mirror = Mirror::Exact(TrackingState::default());
+        r.tidy(1);
+        assert!(r.is_empty());
+    }
+}

@@ -1,0 +1,188 @@
+//! TRACKINFO.GET, TRACKINFO.CLIENT and TRACKINFO.CLIENTS: CLIENT TRACKINGINFO for any client.
+
+use redis_module::{Context, RedisError, RedisResult, RedisString};
+
+use super::{client_list, respond};
+use crate::hooks::{self, with_state};
+use crate::reply::{entry, Fidelity, Reply, View};
+use crate::rules::{parse_i64, Flags};
+use crate::{errors, ffi};
+
+/// TRACKINFO.GET: the caller's own entry.
+pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    let v = view_of(ctx, ffi::caller_id(ctx))?;
+    respond(ctx, &entry(&v))
+}
+
+/// TRACKINFO.CLIENT <client-id>: any connected client's entry.
+pub fn client(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let id = parse_i64(args[1].as_slice()).ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?;
+    let id = u64::try_from(id).map_err(|_| RedisError::Str(errors::NO_SUCH_CLIENT))?;
+    let v = view_of(ctx, id)?;
+    respond(ctx, &entry(&v))
+}
+
+/// TRACKINFO.CLIENTS: the entries of every client with tracking on, by id.
+pub fn clients(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    let views = all_views(ctx)?;
+    respond(ctx, &Reply::Array(views.iter().map(entry).collect()))
+}
+
+fn state_missing() -> RedisError {
+    RedisError::Str(errors::INTERNAL)
+}
+
+/// What one client's entry needs before it can be shown.
+enum Plan {
+    Ready(View),
+    /// The module's view, but its redirect target is gone: CLIENT LIST says whether the server
+    /// has marked the redirect broken yet.
+    CheckBroken(View),
+    /// Only CLIENT LIST's view is available.
+    Listed(u64),
+}
+
+fn plan(st: &hooks::State, id: u64, in_exec: bool) -> Plan {
+    if in_exec && st.is_pending(id) {
+        // The caller's own CLIENT commands queued in this EXEC have run, but the module only
+        // learns that once EXEC returns.
+        return Plan::Listed(id);
+    }
+    match st.exact_view(id) {
+        None => Plan::Listed(id),
+        Some(v) => {
+            let s = &v.state;
+            let target_gone = s.is_on()
+                && !s.flags.contains(Flags::BROKEN_REDIR)
+                && u64::try_from(s.redirect).is_ok_and(|r| r > 0 && ffi::client_flags(r).is_none());
+            if target_gone {
+                Plan::CheckBroken(v)
+            } else {
+                Plan::Ready(v)
+            }
+        }
+    }
+}
+
+fn view_of(ctx: &Context, id: u64) -> Result<View, RedisError> {
+    let exact = with_state(|st| st.exact).ok_or_else(state_missing)?;
+    if !exact {
+        // Redis 7.0: the filter cannot tell who sent a command; CLIENT LIST is all there is.
+        let l = client_list(ctx, Some(&[id]))?;
+        let l = l.first().ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))?;
+        return Ok(hooks::listed_view(l));
+    }
+    let caller = ffi::caller_id(ctx);
+    let in_exec = ffi::in_exec(ctx);
+    let plan = with_state(|st| {
+        st.prepare(id, caller, in_exec)?;
+        Some(plan(st, id, in_exec))
+    })
+    .ok_or_else(state_missing)?
+    .ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))?;
+    let mut views = finish(ctx, vec![plan])?;
+    views.pop().ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))
+}
+
+fn all_views(ctx: &Context) -> Result<Vec<View>, RedisError> {
+    let exact = with_state(|st| st.exact).ok_or_else(state_missing)?;
+    if !exact {
+        let all = client_list(ctx, None)?;
+        return Ok(all
+            .iter()
+            .filter(|l| l.tracking)
+            .map(hooks::listed_view)
+            .collect());
+    }
+    let caller = ffi::caller_id(ctx);
+    let in_exec = ffi::in_exec(ctx);
+    // Settle every known client, and count those the server says track.
+    let on = with_state(|st| {
+        st.tracking_ids()
+            .into_iter()
+            .filter(|&id| st.prepare(id, caller, in_exec).is_some_and(|f| f.tracking))
+            .count()
+    })
+    .ok_or_else(state_missing)?;
+    let server = ffi::info_fields("clients", &["tracking_clients"])
+        .and_then(|v| v.into_iter().next().flatten())
+        .and_then(|v| parse_i64(&v));
+    if server.is_some_and(|n| usize::try_from(n).ok() != Some(on)) {
+        adopt_unseen(ctx)?;
+    }
+    let plans = with_state(|st| {
+        st.tracking_ids()
+            .into_iter()
+            .map(|id| plan(st, id, in_exec))
+            .collect::<Vec<_>>()
+    })
+    .ok_or_else(state_missing)?;
+    let views = finish(ctx, plans)?;
+    Ok(views.into_iter().filter(|v| v.state.is_on()).collect())
+}
+
+/// The server counts more tracking clients than the module knows: take the missing ones from
+/// CLIENT LIST as partial.
+fn adopt_unseen(ctx: &Context) -> Result<(), RedisError> {
+    let all = client_list(ctx, None)?;
+    with_state(|st| {
+        for l in all.iter().filter(|l| l.tracking) {
+            if !st.tracking_ids().contains(&l.id) {
+                redis_module::logging::log_warning(format!(
+                    "trackinfo: client {} tracks but the module did not see it start; marking it partial",
+                    l.id
+                ));
+                st.mark_partial(l.id);
+            }
+        }
+    })
+    .ok_or_else(state_missing)
+}
+
+/// Completes the plans, with one CLIENT LIST for all that need the server's word.
+fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
+    let ask: Vec<u64> = plans
+        .iter()
+        .filter_map(|p| match p {
+            Plan::CheckBroken(v) => Some(v.id),
+            Plan::Listed(id) => Some(*id),
+            Plan::Ready(_) => None,
+        })
+        .collect();
+    let listed = client_list(ctx, Some(&ask))?;
+    let find = |id: u64| listed.iter().find(|l| l.id == id);
+    let mut out = Vec::with_capacity(plans.len());
+    let mut broken = Vec::new();
+    for p in plans {
+        match p {
+            Plan::Ready(v) => out.push(v),
+            Plan::CheckBroken(mut v) => {
+                if find(v.id).is_some_and(|l| l.broken_redirect) {
+                    v.state.flags.insert(Flags::BROKEN_REDIR);
+                    broken.push(v.id);
+                }
+                out.push(v);
+            }
+            Plan::Listed(id) => {
+                // Gone since it was planned: nothing to show.
+                let Some(l) = find(id) else { continue };
+                let mut v = hooks::listed_view(l);
+                v.fidelity = Fidelity::Partial;
+                out.push(v);
+            }
+        }
+    }
+    if !broken.is_empty() {
+        with_state(|st| broken.iter().for_each(|&id| st.mark_broken(id)));
+    }
+    Ok(out)
+}

@@ -1,0 +1,56 @@
+//! The command layer: one file per command family. Handlers parse arguments, ask the hooks'
+//! state for views, and answer with `Reply` data the FFI shim emits.
+
+pub mod info;
+
+use redis_module::{Context, RedisError, RedisResult, RedisValue};
+
+use crate::observe::{parse_client_list, Listed};
+use crate::reply::Reply;
+use crate::{errors, ffi};
+
+/// Answers with `r`, built as the server builds its own replies.
+fn respond(ctx: &Context, r: &Reply) -> RedisResult {
+    ffi::emit(ctx, r);
+    Ok(RedisValue::NoReply)
+}
+
+/// CLIENT LIST (all clients, or the given ids), through RM_Call: the server's own word on the
+/// `t`, `B` and `R` flags and `redir=`.
+pub fn client_list(ctx: &Context, ids: Option<&[u64]>) -> Result<Vec<Listed>, RedisError> {
+    let id_args: Vec<String> = ids.unwrap_or(&[]).iter().map(u64::to_string).collect();
+    let mut args: Vec<&str> = vec!["LIST"];
+    if ids.is_some() {
+        if id_args.is_empty() {
+            return Ok(Vec::new());
+        }
+        args.push("ID");
+        args.extend(id_args.iter().map(String::as_str));
+    }
+    match ctx.call("CLIENT", args.as_slice()) {
+        Ok(RedisValue::SimpleString(s)) | Ok(RedisValue::BulkString(s)) => {
+            Ok(parse_client_list(s.as_bytes()))
+        }
+        Ok(RedisValue::StringBuffer(b)) => Ok(parse_client_list(&b)),
+        _ => Err(RedisError::Str(errors::INTERNAL)),
+    }
+}
+
+/// The server's CLIENT subcommand names, lowercase, without the `client|` prefix.
+pub fn client_subcommands(ctx: &Context) -> Vec<Vec<u8>> {
+    let Ok(RedisValue::Array(names)) =
+        ctx.call("COMMAND", &["LIST", "FILTERBY", "PATTERN", "client|*"][..])
+    else {
+        return Vec::new();
+    };
+    names
+        .into_iter()
+        .filter_map(|n| match n {
+            RedisValue::SimpleString(s) | RedisValue::BulkString(s) => s
+                .to_ascii_lowercase()
+                .strip_prefix("client|")
+                .map(|s| s.as_bytes().to_vec()),
+            _ => None,
+        })
+        .collect()
+}

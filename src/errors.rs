@@ -1,0 +1,23 @@
+//! Every error text the module replies with, in the server's wording, plus the server's own
+//! CLIENT TRACKING / CLIENT CACHING texts that the rules replay predicts.
+
+pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NO_SUCH_CLIENT: &str = "ERR No such client";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const INTERNAL: &str = "ERR trackinfo internal error, see the server log";
+
+// The server's texts (networking.c clientCommand, tracking.c), without the `ERR ` prefix.
+pub const REDIRECT_TWICE: &str = "A client can only redirect to a single other client";
+pub const REDIRECT_MISSING: &str = "The client ID you want redirect to does not exist";
+pub const PREFIX_WITHOUT_BCAST: &str = "PREFIX option requires BCAST mode to be enabled";
+pub const BCAST_SWITCH: &str = "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.";
+pub const BCAST_WITH_OPT: &str = "OPTIN and OPTOUT are not compatible with BCAST";
+pub const OPTIN_AND_OPTOUT: &str = "You can't specify both OPTIN mode and OPTOUT mode";
+pub const OPT_SWITCH: &str = "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.";
+pub const CACHING_NOT_TRACKING: &str = "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled";
+pub const CACHING_YES_NOT_OPTIN: &str =
+    "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.";
+pub const CACHING_NO_NOT_OPTOUT: &str =
+    "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.";
+pub const SERVER_SYNTAX: &str = "syntax error";
+pub const SERVER_NOT_INTEGER: &str = "value is not an integer or out of range";

@@ -1,0 +1,323 @@
+//! The FFI shim: every call into the raw module API, and every `extern "C"` entry point the
+//! server calls. It is the only file with `unsafe`; each block says why it is sound.
+//! Entry points catch panics, so none crosses into the server.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use redis_module::{raw, Context, RedisString};
+
+use crate::hooks;
+use crate::observe::{parse_cmdstat, CallStats};
+use crate::reply::Reply;
+
+/// A context with no client, for the module API calls that need one where the server gives
+/// none (the command filter). Created at load, freed at unload.
+static DETACHED: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(ptr::null_mut());
+
+/// Runs `f`, turning a panic into a logged warning and `None`.
+pub fn guard<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            redis_module::logging::log_warning(format!("trackinfo: panic in {what}: {msg}"));
+            None
+        }
+    }
+}
+
+/// True where the command filter can tell who sent a command (Redis 7.2+, Valkey).
+pub fn filter_knows_client() -> bool {
+    // SAFETY: copies a function pointer the module API filled in at load; no call is made.
+    let f = unsafe { raw::RedisModule_CommandFilterGetClientId };
+    f.is_some()
+}
+
+/// One command as the filter sees it, before the server looks it up.
+pub struct FilterCmd {
+    fctx: *mut raw::RedisModuleCommandFilterCtx,
+}
+
+impl hooks::Command for FilterCmd {
+    fn argc(&self) -> usize {
+        // SAFETY: fctx is the live filter context the server passed to this callback.
+        let n = unsafe { raw::RedisModule_CommandFilterArgsCount.map_or(0, |f| f(self.fctx)) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    fn arg(&self, i: usize) -> &[u8] {
+        let Ok(pos) = c_int::try_from(i) else {
+            return &[];
+        };
+        // SAFETY: fctx is live for this callback and pos < argc; the returned string belongs to
+        // the server's argv, which outlives the callback, and is neither freed nor changed here.
+        unsafe {
+            let (Some(get), Some(ptrlen)) = (
+                raw::RedisModule_CommandFilterArgGet,
+                raw::RedisModule_StringPtrLen,
+            ) else {
+                return &[];
+            };
+            let s = get(self.fctx, pos);
+            if s.is_null() {
+                return &[];
+            }
+            let mut len = 0usize;
+            let p = ptrlen(s, &mut len);
+            if p.is_null() {
+                return &[];
+            }
+            std::slice::from_raw_parts(p.cast::<u8>(), len)
+        }
+    }
+
+    fn client_id(&self) -> u64 {
+        // SAFETY: fctx is the live filter context; the API only reads its client's id.
+        unsafe { raw::RedisModule_CommandFilterGetClientId.map_or(0, |f| f(self.fctx)) }
+    }
+}
+
+unsafe extern "C" fn on_filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    guard("command filter", || hooks::on_command(&FilterCmd { fctx }));
+}
+
+unsafe extern "C" fn on_client_change(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    if subevent != raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED || data.is_null() {
+        return;
+    }
+    // SAFETY: for ClientChange events the server passes a RedisModuleClientInfoV1 (dataver 1).
+    let id = unsafe { (*data.cast::<raw::RedisModuleClientInfo>()).id };
+    guard("client event", || hooks::on_disconnect(id));
+}
+
+/// Registers the command filter and the disconnect event. Both go away with the module.
+pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
+    // SAFETY: ctx is the OnLoad context; the callbacks are 'static functions of this library,
+    // and the server unregisters them on MODULE UNLOAD before the library is closed.
+    unsafe {
+        let reg = raw::RedisModule_RegisterCommandFilter.ok_or("no command filter API")?;
+        let filter = reg(
+            ctx.ctx,
+            Some(on_filter),
+            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+        );
+        if filter.is_null() {
+            return Err("could not register the command filter");
+        }
+        let sub = raw::RedisModule_SubscribeToServerEvent.ok_or("no server event API")?;
+        let ev = raw::RedisModuleEvent {
+            id: raw::REDISMODULE_EVENT_CLIENT_CHANGE,
+            dataver: 1,
+        };
+        if sub(ctx.ctx, ev, Some(on_client_change)) != raw::REDISMODULE_OK as c_int {
+            return Err("could not subscribe to client events");
+        }
+    }
+    Ok(())
+}
+
+pub fn open_detached(ctx: &Context) {
+    // SAFETY: ctx is a valid module context; the detached context is freed in close_detached.
+    let d = unsafe {
+        raw::RedisModule_GetDetachedThreadSafeContext.map_or(ptr::null_mut(), |f| f(ctx.ctx))
+    };
+    let old = DETACHED.swap(d, Ordering::AcqRel);
+    free_ctx(old);
+}
+
+pub fn close_detached() {
+    free_ctx(DETACHED.swap(ptr::null_mut(), Ordering::AcqRel));
+}
+
+fn free_ctx(c: *mut raw::RedisModuleCtx) {
+    if c.is_null() {
+        return;
+    }
+    // SAFETY: c came from GetDetachedThreadSafeContext and was just taken out of DETACHED,
+    // so nobody else can free or use it.
+    unsafe {
+        if let Some(free) = raw::RedisModule_FreeThreadSafeContext {
+            free(c);
+        }
+    }
+}
+
+/// A connection's flags as RedisModule_GetClientInfoById reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientFlags {
+    pub tracking: bool,
+    pub multi: bool,
+    pub blocked: bool,
+    pub pubsub: bool,
+}
+
+/// The flags of a real connection; `None` for ids that are not connected (or fake clients).
+pub fn client_flags(id: u64) -> Option<ClientFlags> {
+    let mut ci = raw::RedisModuleClientInfo {
+        version: 1,
+        flags: 0,
+        id: 0,
+        addr: [0; 46],
+        port: 0,
+        db: 0,
+    };
+    // SAFETY: ci is a RedisModuleClientInfoV1 with version 1, which the server fills in.
+    let rc = unsafe {
+        raw::RedisModule_GetClientInfoById.map_or(raw::REDISMODULE_ERR as c_int, |f| {
+            f((&mut ci as *mut raw::RedisModuleClientInfo).cast(), id)
+        })
+    };
+    if rc != raw::REDISMODULE_OK as c_int {
+        return None;
+    }
+    let has = |bit: u32| ci.flags & u64::from(bit) != 0;
+    Some(ClientFlags {
+        tracking: has(raw::REDISMODULE_CLIENTINFO_FLAG_TRACKING),
+        multi: has(raw::REDISMODULE_CLIENTINFO_FLAG_MULTI),
+        blocked: has(raw::REDISMODULE_CLIENTINFO_FLAG_BLOCKED),
+        pubsub: has(raw::REDISMODULE_CLIENTINFO_FLAG_PUBSUB),
+    })
+}
+
+/// Reads fields of one INFO section through the module API.
+/// Returns one entry per requested field, `None` where the server has no such field.
+pub fn info_fields(section: &str, fields: &[&str]) -> Option<Vec<Option<Vec<u8>>>> {
+    let ctx = DETACHED.load(Ordering::Acquire);
+    if ctx.is_null() {
+        return None;
+    }
+    let section = CString::new(section).ok()?;
+    let names: Vec<CString> = fields
+        .iter()
+        .map(|f| CString::new(*f))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // SAFETY: ctx is the live detached context; the info data is freed before returning, and
+    // each field string is copied out and freed before the data is.
+    unsafe {
+        let get = raw::RedisModule_GetServerInfo?;
+        let field = raw::RedisModule_ServerInfoGetField?;
+        let free_info = raw::RedisModule_FreeServerInfo?;
+        let free_str = raw::RedisModule_FreeString?;
+        let ptrlen = raw::RedisModule_StringPtrLen?;
+        let data = get(ctx, section.as_ptr());
+        if data.is_null() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in &names {
+            let s = field(ctx, data, name.as_ptr());
+            if s.is_null() {
+                out.push(None);
+                continue;
+            }
+            let mut len = 0usize;
+            let p = ptrlen(s, &mut len);
+            out.push(Some(
+                std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec(),
+            ));
+            free_str(ctx, s);
+        }
+        free_info(ctx, data);
+        Some(out)
+    }
+}
+
+/// `calls` and `failed_calls` of commands from INFO commandstats; a command never called has none.
+pub fn command_stats(names: &[&str]) -> Option<Vec<CallStats>> {
+    let fields: Vec<String> = names.iter().map(|n| format!("cmdstat_{n}")).collect();
+    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let values = info_fields("commandstats", &refs)?;
+    values
+        .into_iter()
+        .map(|v| match v {
+            None => Some(CallStats::default()),
+            Some(v) => parse_cmdstat(&v),
+        })
+        .collect()
+}
+
+/// Unix time in milliseconds, from the server's clock.
+pub fn now_ms() -> i64 {
+    // SAFETY: a plain clock read with no arguments.
+    unsafe { raw::RedisModule_Milliseconds.map_or(-1, |f| f()) }
+}
+
+/// The id of the connection running the current command.
+pub fn caller_id(ctx: &Context) -> u64 {
+    // SAFETY: ctx is the live context of the running command.
+    unsafe { raw::RedisModule_GetClientId.map_or(0, |f| f(ctx.ctx)) }
+}
+
+/// True while the current command runs inside MULTI/EXEC.
+pub fn in_exec(ctx: &Context) -> bool {
+    // SAFETY: ctx is the live context of the running command.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx.ctx)) };
+    flags & raw::REDISMODULE_CTX_FLAGS_MULTI as c_int != 0
+}
+
+/// Sends `r` as the reply of the current command, with the module API's map/set/array calls,
+/// which the server turns into flat arrays for RESP2 clients.
+pub fn emit(ctx: &Context, r: &Reply) {
+    // SAFETY: ctx is the live context of the running command; every buffer passed outlives the
+    // call, which copies it.
+    unsafe {
+        let c = ctx.ctx;
+        let len = |n: usize| std::os::raw::c_long::try_from(n).unwrap_or(0);
+        match r {
+            Reply::Map(pairs) => {
+                if let Some(f) = raw::RedisModule_ReplyWithMap {
+                    f(c, len(pairs.len()));
+                }
+                for (k, v) in pairs {
+                    emit(ctx, k);
+                    emit(ctx, v);
+                }
+            }
+            Reply::Set(items) => {
+                if let Some(f) = raw::RedisModule_ReplyWithSet {
+                    f(c, len(items.len()));
+                }
+                items.iter().for_each(|i| emit(ctx, i));
+            }
+            Reply::Array(items) => {
+                if let Some(f) = raw::RedisModule_ReplyWithArray {
+                    f(c, len(items.len()));
+                }
+                items.iter().for_each(|i| emit(ctx, i));
+            }
+            Reply::Bulk(b) => {
+                if let Some(f) = raw::RedisModule_ReplyWithStringBuffer {
+                    f(c, b.as_ptr().cast::<c_char>(), b.len());
+                }
+            }
+            Reply::Int(i) => {
+                if let Some(f) = raw::RedisModule_ReplyWithLongLong {
+                    f(c, *i);
+                }
+            }
+        }
+    }
+}
+
+/// Runs a command handler behind the panic guard.
+pub fn command(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    handler: fn(&Context, Vec<RedisString>) -> redis_module::RedisResult,
+) -> redis_module::RedisResult {
+    guard("command", || handler(ctx, args))
+        .unwrap_or(Err(redis_module::RedisError::Str(crate::errors::INTERNAL)))
+}

@@ -1,0 +1,751 @@
+//! What the module does when the server calls it: the command filter, the disconnect event,
+//! and settling what the filter saw once the server has run (or refused) it.
+//!
+//! The filter runs before the server looks a command up, so it cannot tell whether the command
+//! will run: ACL, arity, MULTI aborts or WATCH can stop it. So each CLIENT TRACKING, CLIENT
+//! CACHING and RESET is replayed into a *pending* outcome, and the outcome is kept only when the
+//! server's own `calls` counter in INFO commandstats says the command ran. The server's
+//! `failed_calls` must match the errors the replay predicted; where anything disagrees the
+//! client is marked `partial`, never guessed.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use redis_module::logging::log_warning;
+
+use crate::clients::{Client, Mirror, Op, Registry};
+use crate::ffi::{self, ClientFlags};
+use crate::observe::{CallStats, Listed};
+use crate::reply::{Fidelity, View};
+use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
+
+/// The filter's gates, read without a lock: is any client's state kept, is anything pending.
+static GATE_CLIENTS: AtomicBool = AtomicBool::new(false);
+static GATE_PENDING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// All mutable module state. The server calls modules on its main thread; other threads
+    /// (module threads calling RM_Call) see no state and are ignored.
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// One command as the filter sees it.
+pub trait Command {
+    fn argc(&self) -> usize;
+    fn arg(&self, i: usize) -> &[u8];
+    fn client_id(&self) -> u64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Client,
+    Exec,
+    Discard,
+    Reset,
+    Other,
+}
+
+/// The command names the filter cares about, matched without allocating.
+fn kind(name: &[u8]) -> Kind {
+    let is = |w: &[u8]| name.eq_ignore_ascii_case(w);
+    match name.len() {
+        6 if is(b"client") => Kind::Client,
+        4 if is(b"exec") => Kind::Exec,
+        7 if is(b"discard") => Kind::Discard,
+        5 if is(b"reset") => Kind::Reset,
+        _ => Kind::Other,
+    }
+}
+
+/// How many times each counted command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Counts {
+    tracking: u64,
+    caching: u64,
+    reset: u64,
+}
+
+impl Counts {
+    const NAMES: [&'static str; 3] = ["client|tracking", "client|caching", "reset"];
+
+    fn add(self, o: Counts) -> Counts {
+        Counts {
+            tracking: self.tracking + o.tracking,
+            caching: self.caching + o.caching,
+            reset: self.reset + o.reset,
+        }
+    }
+
+    fn is_zero(self) -> bool {
+        self == Counts::default()
+    }
+}
+
+/// The server's counters for the counted commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stats {
+    calls: Counts,
+    failed: Counts,
+}
+
+fn read_stats() -> Option<Stats> {
+    let v = ffi::command_stats(&Counts::NAMES)?;
+    let pick = |f: fn(&CallStats) -> u64| Counts {
+        tracking: f(&v[0]),
+        caching: f(&v[1]),
+        reset: f(&v[2]),
+    };
+    Some(Stats {
+        calls: pick(|s| s.calls),
+        failed: pick(|s| s.failed),
+    })
+}
+
+fn delta(now: Counts, base: Counts) -> Option<Counts> {
+    Some(Counts {
+        tracking: now.tracking.checked_sub(base.tracking)?,
+        caching: now.caching.checked_sub(base.caching)?,
+        reset: now.reset.checked_sub(base.reset)?,
+    })
+}
+
+/// A command the filter saw that may change a client's tracking state once it runs.
+#[derive(Debug, Clone)]
+struct Pending {
+    client: u64,
+    expect: Counts,
+    /// The errors the replay predicts; `None` when it cannot know (partial state).
+    failed: Option<Counts>,
+    mirror: Mirror,
+    since_ms: i64,
+}
+
+pub struct State {
+    pub registry: Registry,
+    pendings: Vec<Pending>,
+    /// Counted commands sent by scripts or other modules' RM_Call: they blur the counters.
+    foreign: Counts,
+    baseline: Option<Stats>,
+    /// The server's CLIENT subcommands, lowercase: these do not end a CACHING window.
+    client_subcommands: Vec<Vec<u8>>,
+    /// Redis 7.2+ and Valkey: the filter knows who sent each command.
+    pub exact: bool,
+}
+
+/// Installs fresh state (MODULE LOAD) with the clients that already exist.
+pub fn install(exact: bool, client_subcommands: Vec<Vec<u8>>, existing: &[Listed]) {
+    let mut st = State {
+        registry: Registry::default(),
+        pendings: Vec::new(),
+        foreign: Counts::default(),
+        baseline: None,
+        client_subcommands,
+        exact,
+    };
+    if exact {
+        // Tracking switched on (or commands queued in MULTI) before the module could see them.
+        for c in existing.iter().filter(|c| c.tracking || c.in_multi) {
+            st.registry.put(c.id, Client::partial());
+        }
+    }
+    sync_gates(&st);
+    STATE.with(|s| {
+        if let Ok(mut b) = s.try_borrow_mut() {
+            *b = Some(st);
+        }
+    });
+}
+
+/// Drops all state (MODULE UNLOAD).
+pub fn uninstall() {
+    STATE.with(|s| {
+        if let Ok(mut b) = s.try_borrow_mut() {
+            *b = None;
+        }
+    });
+    GATE_CLIENTS.store(false, Relaxed);
+    GATE_PENDING.store(false, Relaxed);
+}
+
+/// Runs `f` on the state, if this thread has it and nobody is using it.
+pub fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    STATE.with(|s| {
+        let mut b = s.try_borrow_mut().ok()?;
+        let st = b.as_mut()?;
+        let r = f(st);
+        sync_gates(st);
+        Some(r)
+    })
+}
+
+fn sync_gates(st: &State) {
+    GATE_CLIENTS.store(!st.registry.is_empty(), Relaxed);
+    GATE_PENDING.store(!st.pendings.is_empty() || !st.foreign.is_zero(), Relaxed);
+}
+
+/// The command filter. For a command that is not CLIENT, from a client without tracking state,
+/// it does not allocate or lock, and looks at most one thing up (and nothing when no client
+/// has state).
+pub fn on_command(cmd: &dyn Command) {
+    if cmd.argc() == 0 {
+        return;
+    }
+    let kind = kind(cmd.arg(0));
+    if kind != Kind::Client && !GATE_PENDING.load(Relaxed) {
+        if !GATE_CLIENTS.load(Relaxed) {
+            return;
+        }
+        let id = cmd.client_id();
+        let known = STATE.with(|s| {
+            s.try_borrow()
+                .ok()
+                .and_then(|b| b.as_ref().map(|st| st.registry.contains(id)))
+        });
+        if known != Some(true) {
+            return;
+        }
+    }
+    let id = cmd.client_id();
+    with_state(|st| st.on_command(cmd, kind, id));
+}
+
+/// The server's disconnect event: nothing is kept for clients that are gone.
+pub fn on_disconnect(id: u64) {
+    with_state(|st| st.registry.remove(id));
+}
+
+impl State {
+    fn on_command(&mut self, cmd: &dyn Command, kind: Kind, id: u64) {
+        let op = if kind == Kind::Client {
+            self.client_op(cmd)
+        } else {
+            None
+        };
+        let Some(flags) = ffi::client_flags(id) else {
+            // A script's or another module's call, made inside some connection's command.
+            match (&op, kind) {
+                (Some(Op::Tracking(_)), _) => self.note_foreign(|c| c.tracking += 1),
+                (Some(Op::Caching(_)), _) => self.note_foreign(|c| c.caching += 1),
+                (None, Kind::Reset) => self.note_foreign(|c| c.reset += 1),
+                _ => {}
+            }
+            return;
+        };
+        // This connection's previous command, and anyone's, has completed by now.
+        self.resolve();
+        self.settle(id, flags);
+        let ends_caching = match kind {
+            Kind::Client => !self.is_client_subcommand(cmd),
+            _ => true,
+        };
+        match kind {
+            Kind::Client => {
+                if let Some(op) = op {
+                    if flags.multi {
+                        // Queued: it runs at EXEC, if EXEC runs.
+                        self.registry.get_mut(id).queued.push(op);
+                    } else {
+                        self.start(id, &[op], false);
+                    }
+                }
+            }
+            Kind::Exec => {
+                if self.registry.contains(id) {
+                    let ops = std::mem::take(&mut self.registry.get_mut(id).queued);
+                    if flags.multi && !ops.is_empty() {
+                        self.start(id, &ops, false);
+                    }
+                }
+            }
+            Kind::Discard => {
+                // Whether DISCARD runs or is refused, the queued commands never will.
+                if self.registry.contains(id) {
+                    self.registry.get_mut(id).queued.clear();
+                }
+            }
+            Kind::Reset => {
+                if self.registry.contains(id) {
+                    self.registry.get_mut(id).queued.clear();
+                    self.start(id, &[], true);
+                }
+            }
+            Kind::Other => {}
+        }
+        if ends_caching && self.registry.contains(id) {
+            self.registry.get_mut(id).caching_end = true;
+        }
+        self.registry.tidy(id);
+    }
+
+    /// The CLIENT TRACKING / CLIENT CACHING a command carries, if its arity lets it run.
+    fn client_op(&self, cmd: &dyn Command) -> Option<Op> {
+        let argc = cmd.argc();
+        if argc < 3 {
+            return None;
+        }
+        let sub = cmd.arg(1);
+        if sub.eq_ignore_ascii_case(b"tracking") {
+            Some(Op::Tracking(
+                (2..argc).map(|i| cmd.arg(i).to_vec()).collect(),
+            ))
+        } else if sub.eq_ignore_ascii_case(b"caching") && argc == 3 {
+            Some(Op::Caching(cmd.arg(2).to_vec()))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the server resolves this CLIENT command to a subcommand (even one that then
+    /// fails its arity check): those keep the CACHING window open; `CLIENT` alone or with an
+    /// unknown subcommand does not.
+    fn is_client_subcommand(&self, cmd: &dyn Command) -> bool {
+        cmd.argc() >= 2 && {
+            let sub = cmd.arg(1);
+            self.client_subcommands
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(sub))
+        }
+    }
+
+    fn note_foreign(&mut self, f: impl FnOnce(&mut Counts)) {
+        if self.baseline.is_none() {
+            self.baseline = read_stats();
+        }
+        f(&mut self.foreign);
+    }
+
+    /// Replays `ops` (or a RESET) for `id` into a pending outcome, kept once the server ran it.
+    fn start(&mut self, id: u64, ops: &[Op], reset: bool) {
+        if self.baseline.is_none() {
+            // The counters before the command runs.
+            self.baseline = read_stats();
+        }
+        let client = self.registry.get(id).cloned().unwrap_or_default();
+        let p = if reset {
+            Pending {
+                client: id,
+                expect: Counts {
+                    reset: 1,
+                    ..Counts::default()
+                },
+                failed: Some(Counts::default()),
+                mirror: Mirror::Exact(TrackingState::default()),
+                since_ms: -1,
+            }
+        } else {
+            let exists =
+                |rid: i64| u64::try_from(rid).is_ok_and(|r| ffi::client_flags(r).is_some());
+            let r = replay_ops(&client.mirror, client.since_ms, ops, &exists, ffi::now_ms());
+            Pending {
+                client: id,
+                expect: r.expect,
+                failed: r.failed,
+                mirror: r.mirror,
+                since_ms: r.since_ms,
+            }
+        };
+        self.pendings.push(p);
+    }
+
+    /// Keeps or drops pending outcomes, on the word of the server's counters.
+    fn resolve(&mut self) {
+        if self.pendings.is_empty() && self.foreign.is_zero() {
+            return;
+        }
+        // A command postponed by CLIENT PAUSE has not run yet.
+        let postponed = self
+            .pendings
+            .iter()
+            .any(|p| ffi::client_flags(p.client).is_some_and(|f| f.blocked));
+        if postponed {
+            return;
+        }
+        let pendings = std::mem::take(&mut self.pendings);
+        let foreign = std::mem::take(&mut self.foreign);
+        let base = self.baseline.take();
+        let now = read_stats();
+        let expect = pendings
+            .iter()
+            .fold(Counts::default(), |a, p| a.add(p.expect));
+        let ran = match (base, now) {
+            (Some(b), Some(n)) => delta(n.calls, b.calls).map(|d| (d, delta(n.failed, b.failed))),
+            _ => None,
+        };
+        match ran {
+            Some((d, _)) if d.is_zero() => {}
+            Some((d, failed)) if d == expect && foreign.is_zero() => {
+                let predicted = pendings
+                    .iter()
+                    .try_fold(Counts::default(), |a, p| p.failed.map(|f| a.add(f)));
+                let agrees = predicted.is_none() || predicted == failed;
+                for p in pendings {
+                    if !agrees {
+                        log_warning(format!(
+                            "trackinfo: client {} got errors the replay did not predict; marking it partial",
+                            p.client
+                        ));
+                    }
+                    let mirror = if agrees { p.mirror } else { Mirror::Partial };
+                    self.apply(p.client, mirror, p.since_ms);
+                }
+            }
+            _ => {
+                for p in pendings.iter().filter(|p| !p.expect.is_zero()) {
+                    log_warning(format!(
+                        "trackinfo: cannot tell which tracking commands ran for client {}; marking it partial",
+                        p.client
+                    ));
+                    self.apply(p.client, Mirror::Partial, -1);
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, id: u64, mirror: Mirror, since_ms: i64) {
+        if ffi::client_flags(id).is_none() {
+            return; // gone meanwhile
+        }
+        let c = self.registry.get_mut(id);
+        c.mirror = mirror;
+        c.since_ms = since_ms;
+        self.registry.tidy(id);
+    }
+
+    /// Brings one client's entry up to date with what its last command did, using the server's
+    /// flags for it. Called before looking at a client, once its last command has completed.
+    fn settle(&mut self, id: u64, flags: ClientFlags) {
+        let pending = self.pendings.iter().any(|p| p.client == id);
+        if !self.registry.contains(id) {
+            if flags.tracking && !pending {
+                log_warning(format!(
+                    "trackinfo: client {id} tracks but the module did not see it start; marking it partial"
+                ));
+                self.registry.put(id, Client::partial());
+            }
+            return;
+        }
+        let c = self.registry.get_mut(id);
+        if c.caching_end && !flags.blocked {
+            if !caching::window_survives(false, flags.multi) {
+                if let Mirror::Exact(s) = &mut c.mirror {
+                    s.flags.remove(Flags::CACHING);
+                }
+            }
+            c.caching_end = false;
+        }
+        if !pending {
+            match &c.mirror {
+                Mirror::Partial if !flags.tracking && !flags.multi && c.queued.is_empty() => {
+                    // Tracking is off: nothing unknown is left.
+                    c.mirror = Mirror::Exact(TrackingState::default());
+                    c.since_ms = -1;
+                }
+                Mirror::Exact(s) if s.is_on() != flags.tracking && !flags.blocked => {
+                    log_warning(format!(
+                        "trackinfo: client {id} tracking is {} but the module thought otherwise; marking it partial",
+                        if flags.tracking { "on" } else { "off" }
+                    ));
+                    c.mirror = Mirror::Partial;
+                    c.since_ms = -1;
+                }
+                _ => {}
+            }
+        }
+        self.registry.tidy(id);
+    }
+
+    /// Settles everything that can be settled before answering a query about `target`.
+    /// `caller`'s own last command is the query itself, which must not end its CACHING window.
+    pub fn prepare(&mut self, target: u64, caller: u64, in_exec: bool) -> Option<ClientFlags> {
+        if !in_exec {
+            self.resolve();
+        }
+        let flags = ffi::client_flags(target)?;
+        if target != caller {
+            self.settle(target, flags);
+        }
+        Some(flags)
+    }
+
+    /// Whether the replay for `id` still waits for the server's word.
+    pub fn is_pending(&self, id: u64) -> bool {
+        self.pendings.iter().any(|p| p.client == id)
+    }
+
+    /// The exact view of `id` if the module has one: `None` means ask CLIENT LIST.
+    pub fn exact_view(&self, id: u64) -> Option<View> {
+        let (state, since_ms) = match self.registry.get(id) {
+            None => (TrackingState::default(), -1),
+            Some(Client {
+                mirror: Mirror::Exact(s),
+                since_ms,
+                ..
+            }) => (s.clone(), *since_ms),
+            Some(_) => return None,
+        };
+        Some(View {
+            id,
+            state,
+            fidelity: Fidelity::Exact,
+            since_ms,
+        })
+    }
+
+    /// Records that CLIENT LIST showed `id`'s redirect as broken (the bit is sticky until the
+    /// next ON or OFF, which the replay applies).
+    pub fn mark_broken(&mut self, id: u64) {
+        if let Some(Client {
+            mirror: Mirror::Exact(s),
+            ..
+        }) = self.registry.get(id).cloned().as_ref()
+        {
+            let mut s = s.clone();
+            s.flags.insert(Flags::BROKEN_REDIR);
+            self.registry.get_mut(id).mirror = Mirror::Exact(s);
+        }
+    }
+
+    /// Ids of clients the module knows to track (or may track: partial), in id order.
+    pub fn tracking_ids(&self) -> Vec<u64> {
+        self.registry
+            .iter()
+            .filter(|(_, c)| c.tracking_on() != Some(false))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    pub fn mark_partial(&mut self, id: u64) {
+        let c = self.registry.get_mut(id);
+        c.mirror = Mirror::Partial;
+        c.since_ms = -1;
+    }
+}
+
+/// The view CLIENT LIST allows: on/off, bcast, broken redirect and the redirect id.
+pub fn listed_view(l: &Listed) -> View {
+    let mut flags = Flags::empty();
+    flags.set(Flags::ON, l.tracking);
+    flags.set(Flags::BCAST, l.tracking && l.bcast);
+    flags.set(Flags::BROKEN_REDIR, l.tracking && l.broken_redirect);
+    View {
+        id: l.id,
+        state: TrackingState {
+            flags,
+            redirect: l.redir.max(0),
+            prefixes: Default::default(),
+        },
+        fidelity: if l.tracking {
+            Fidelity::Partial
+        } else {
+            Fidelity::Exact
+        },
+        since_ms: -1,
+    }
+}
+
+/// The result of replaying a batch of queued (or single) CLIENT commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Replayed {
+    mirror: Mirror,
+    since_ms: i64,
+    expect: Counts,
+    failed: Option<Counts>,
+}
+
+/// Replays CLIENT TRACKING/CACHING commands in order, as EXEC (or a lone command) runs them.
+fn replay_ops(
+    mirror: &Mirror,
+    since_ms: i64,
+    ops: &[Op],
+    exists: &dyn Fn(i64) -> bool,
+    now_ms: i64,
+) -> Replayed {
+    let mut r = Replayed {
+        mirror: mirror.clone(),
+        since_ms,
+        expect: Counts::default(),
+        failed: Some(Counts::default()),
+    };
+    for op in ops {
+        let is_err = |x: &ServerReply| matches!(x, ServerReply::Error(_));
+        match op {
+            Op::Tracking(args) => {
+                r.expect.tracking += 1;
+                let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                match &r.mirror {
+                    Mirror::Exact(s) => {
+                        let (next, replies) = tracking::replay(s, &argv, exists);
+                        if replies.iter().any(is_err) {
+                            if let Some(f) = r.failed.as_mut() {
+                                f.tracking += 1;
+                            }
+                        }
+                        if !s.is_on() && next.is_on() {
+                            r.since_ms = now_ms;
+                        }
+                        r.mirror = Mirror::Exact(next);
+                    }
+                    Mirror::Partial => {
+                        r.failed = None;
+                        // OFF needs nothing the module lacks; then the client is exact again.
+                        if tracking::parse(&argv, exists)
+                            .is_ok_and(|p| p.switch == tracking::Switch::Off)
+                        {
+                            r.mirror = Mirror::Exact(TrackingState::default());
+                            r.since_ms = -1;
+                        }
+                    }
+                }
+            }
+            Op::Caching(arg) => {
+                r.expect.caching += 1;
+                match &r.mirror {
+                    Mirror::Exact(s) => {
+                        let (next, reply) = caching::replay(s, arg);
+                        if is_err(&reply) {
+                            if let Some(f) = r.failed.as_mut() {
+                                f.caching += 1;
+                            }
+                        }
+                        r.mirror = Mirror::Exact(next);
+                    }
+                    Mirror::Partial => r.failed = None,
+                }
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(cmds: &[&str]) -> Vec<Op> {
+        cmds.iter()
+            .map(|c| {
+                let mut w = c.split(' ');
+                match w.next() {
+                    Some("tracking") => Op::Tracking(w.map(|s| s.as_bytes().to_vec()).collect()),
+                    _ => Op::Caching(w.next().unwrap_or("").as_bytes().to_vec()),
+                }
+            })
+            .collect()
+    }
+
+    fn off() -> Mirror {
+        Mirror::Exact(TrackingState::default())
+    }
+
+    #[test]
+    fn command_names_are_matched_case_insensitively() {
+        assert_eq!(kind(b"CLIENT"), Kind::Client);
+        assert_eq!(kind(b"cLiEnT"), Kind::Client);
+        assert_eq!(kind(b"exec"), Kind::Exec);
+        assert_eq!(kind(b"Discard"), Kind::Discard);
+        assert_eq!(kind(b"RESET"), Kind::Reset);
+        assert_eq!(kind(b"GET"), Kind::Other);
+        assert_eq!(kind(b"clients"), Kind::Other);
+    }
+
+    #[test]
+    fn a_queued_batch_replays_in_order_and_counts_calls_and_errors() {
+        let r = replay_ops(
+            &off(),
+            -1,
+            &ops(&[
+                "caching yes",
+                "tracking on optin",
+                "caching yes",
+                "tracking on optout",
+            ]),
+            &|_| false,
+            42,
+        );
+        let Mirror::Exact(s) = &r.mirror else {
+            panic!("exact")
+        };
+        assert_eq!(s.flag_names(), ["on", "optin", "caching-yes"]);
+        assert_eq!(r.since_ms, 42);
+        assert_eq!(
+            r.expect,
+            Counts {
+                tracking: 2,
+                caching: 2,
+                reset: 0
+            }
+        );
+        assert_eq!(
+            r.failed,
+            Some(Counts {
+                tracking: 1,
+                caching: 1,
+                reset: 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_partial_client_becomes_exact_when_it_switches_tracking_off() {
+        let r = replay_ops(
+            &Mirror::Partial,
+            -1,
+            &ops(&["tracking off", "tracking on bcast prefix a"]),
+            &|_| false,
+            7,
+        );
+        let Mirror::Exact(s) = &r.mirror else {
+            panic!("exact")
+        };
+        assert_eq!(s.flag_names(), ["on", "bcast"]);
+        assert_eq!(r.since_ms, 7);
+        assert_eq!(r.failed, None, "errors on a partial client are unknown");
+    }
+
+    #[test]
+    fn a_partial_client_stays_partial_when_on_is_repeated() {
+        let r = replay_ops(&Mirror::Partial, -1, &ops(&["tracking on"]), &|_| true, 7);
+        assert_eq!(r.mirror, Mirror::Partial);
+    }
+
+    #[test]
+    fn tracking_since_is_kept_across_a_repeated_on() {
+        let on = replay_ops(&off(), -1, &ops(&["tracking on"]), &|_| true, 5);
+        let again = replay_ops(
+            &on.mirror,
+            on.since_ms,
+            &ops(&["tracking on noloop"]),
+            &|_| true,
+            9,
+        );
+        assert_eq!(again.since_ms, 5);
+    }
+
+    #[test]
+    fn listed_view_shows_only_what_client_list_exposes() {
+        let v = listed_view(&Listed {
+            id: 3,
+            tracking: true,
+            bcast: true,
+            broken_redirect: true,
+            in_multi: false,
+            redir: 9,
+        });
+        assert_eq!(v.state.flag_names(), ["on", "bcast", "broken_redirect"]);
+        assert_eq!(v.state.reported_redirect(), 9);
+        assert_eq!(v.fidelity, Fidelity::Partial);
+        let off = listed_view(&Listed {
+            id: 4,
+            redir: -1,
+            ..Default::default()
+        });
+        assert_eq!(
+            (
+                off.state.flag_names(),
+                off.state.reported_redirect(),
+                off.fidelity
+            ),
+            (vec!["off"], -1, Fidelity::Exact)
+        );
+    }
+}

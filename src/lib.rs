@@ -1,0 +1,78 @@
+//! trackinfo: CLIENT TRACKINGINFO for any connection, for Redis 7.x/8.x and Valkey.
+//!
+//! Where things live: `commands/` (the command layer), `rules/` (the server's CLIENT TRACKING
+//! and CACHING rules, replayed), `clients.rs` (per-client state), `hooks.rs` (the filter and
+//! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`.
+
+pub mod clients;
+pub mod commands;
+pub mod errors;
+pub mod ffi;
+pub mod hooks;
+pub mod observe;
+pub mod reply;
+pub mod rules;
+
+// Unit tests run with the system allocator: the module (and its allocator) exists only in the
+// built library.
+#[cfg(not(test))]
+mod module {
+    use super::{commands, ffi, hooks};
+    use redis_module::{Context, RedisResult, RedisString, Status};
+    fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+        ffi::open_detached(ctx);
+        let exact = ffi::filter_knows_client();
+        let subcommands = commands::client_subcommands(ctx);
+        // Clients connected before MODULE LOAD: their state comes from CLIENT LIST.
+        let existing = commands::client_list(ctx, None).unwrap_or_default();
+        hooks::install(exact, subcommands, &existing);
+        if exact {
+            if let Err(e) = ffi::register_hooks(ctx) {
+                ctx.log_warning(&format!("trackinfo: {e}"));
+                hooks::uninstall();
+                ffi::close_detached();
+                return Status::Err;
+            }
+        } else {
+            ctx.log_notice(
+                "trackinfo: this server's command filter cannot tell who sent a command; \
+                 tracking clients are reported with fidelity partial (from CLIENT LIST)",
+            );
+        }
+        Status::Ok
+    }
+
+    fn deinit(_ctx: &Context) -> Status {
+        hooks::uninstall();
+        ffi::close_detached();
+        Status::Ok
+    }
+
+    fn trackinfo_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        ffi::command(ctx, args, commands::info::get)
+    }
+
+    fn trackinfo_client(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        ffi::command(ctx, args, commands::info::client)
+    }
+
+    fn trackinfo_clients(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        ffi::command(ctx, args, commands::info::clients)
+    }
+
+    redis_module::redis_module! {
+        name: "trackinfo",
+        version: 1,
+        allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+        data_types: [],
+        init: init,
+        deinit: deinit,
+        commands: [
+            // Flags as CLIENT TRACKINGINFO's. ACL categories are set where the server lets modules
+            // set them (7.2+); `admin` implies @admin @dangerous everywhere.
+            ["trackinfo.get", trackinfo_get, "deny-script allow-loading allow-stale", 0, 0, 0, "", "connection slow"],
+            ["trackinfo.client", trackinfo_client, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
+            ["trackinfo.clients", trackinfo_clients, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
+        ],
+    }
+}

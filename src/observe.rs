@@ -1,0 +1,122 @@
+//! What the server itself says, parsed: CLIENT LIST lines and INFO commandstats values.
+//! These are the server's word; the mirror is checked against them.
+
+/// One CLIENT LIST line, reduced to the fields tracking needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listed {
+    pub id: u64,
+    pub tracking: bool,
+    pub bcast: bool,
+    pub broken_redirect: bool,
+    pub in_multi: bool,
+    /// `redir=`: -1 when tracking is off, else the stored redirect (0 for none).
+    pub redir: i64,
+}
+
+/// Parses CLIENT LIST output. Fields sit at different positions on each server, so go by name.
+pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
+    let mut out = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut c = Listed {
+            redir: -1,
+            ..Default::default()
+        };
+        let mut has_id = false;
+        for field in line.split(|&b| b == b' ') {
+            let Some(eq) = field.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let (name, value) = (&field[..eq], &field[eq + 1..]);
+            match name {
+                b"id" => {
+                    if let Some(id) = parse_u64(value) {
+                        c.id = id;
+                        has_id = true;
+                    }
+                }
+                b"flags" => {
+                    c.tracking = value.contains(&b't');
+                    c.bcast = value.contains(&b'B');
+                    c.broken_redirect = value.contains(&b'R');
+                    c.in_multi = value.contains(&b'x');
+                }
+                b"redir" => c.redir = crate::rules::parse_i64(value).unwrap_or(-1),
+                _ => {}
+            }
+        }
+        if has_id {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// How often a command ran, and how often it replied with an error, from one
+/// `cmdstat_<name>` value: `calls=4,usec=3,usec_per_call=0.75,rejected_calls=1,failed_calls=2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallStats {
+    pub calls: u64,
+    pub failed: u64,
+}
+
+pub fn parse_cmdstat(value: &[u8]) -> Option<CallStats> {
+    let mut s = CallStats::default();
+    let mut seen = false;
+    for kv in value.split(|&b| b == b',') {
+        let Some(eq) = kv.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        match &kv[..eq] {
+            b"calls" => {
+                s.calls = parse_u64(&kv[eq + 1..])?;
+                seen = true;
+            }
+            b"failed_calls" => s.failed = parse_u64(&kv[eq + 1..])?,
+            _ => {}
+        }
+    }
+    seen.then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_list_lines_are_parsed_by_field_name() {
+        let text = b"id=3 addr=127.0.0.1:5 laddr=x fd=8 name= age=0 idle=0 flags=tRB capa= db=0 sub=0 psub=0 ssub=0 multi=-1 redir=12 resp=2\n\
+id=4 addr=127.0.0.1:6 fd=9 name=a flags=x db=0 multi=2 redir=-1 resp=3\r\n";
+        let l = parse_client_list(text);
+        assert_eq!(l.len(), 2);
+        assert_eq!(
+            l[0],
+            Listed {
+                id: 3,
+                tracking: true,
+                bcast: true,
+                broken_redirect: true,
+                in_multi: false,
+                redir: 12
+            }
+        );
+        assert!(!l[1].tracking && l[1].in_multi && l[1].redir == -1);
+    }
+
+    #[test]
+    fn cmdstat_values_give_calls_and_failures() {
+        let v = b"calls=4,usec=3,usec_per_call=0.75,rejected_calls=1,failed_calls=2";
+        assert_eq!(
+            parse_cmdstat(v),
+            Some(CallStats {
+                calls: 4,
+                failed: 2
+            })
+        );
+        assert_eq!(parse_cmdstat(b"usec=3"), None);
+    }
+}

@@ -55,9 +55,12 @@ impl Client {
         }
     }
 
-    /// True when the entry says nothing a missing entry would not: tracking off, nothing queued.
+    /// True when the entry says nothing a missing entry would not: tracking off, nothing
+    /// queued, no CACHING window left to settle.
     pub fn is_default(&self) -> bool {
-        matches!(&self.mirror, Mirror::Exact(s) if !s.is_on()) && self.queued.is_empty()
+        matches!(&self.mirror, Mirror::Exact(s) if !s.is_on())
+            && self.queued.is_empty()
+            && !self.caching_end
     }
 
     pub fn tracking_on(&self) -> Option<bool> {
@@ -89,7 +92,7 @@ impl Registry {
 
     /// Stores `c`, or forgets the client when its state is the default.
     pub fn put(&mut self, id: u64, c: Client) {
-        if c.is_default() && !c.caching_end {
+        if c.is_default() {
             self.clients.remove(&id);
         } else {
             self.clients.insert(id, c);

@@ -85,6 +85,7 @@ impl Counts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stats {
     calls: Counts,
+    rejected: Counts,
     failed: Counts,
 }
 
@@ -97,6 +98,7 @@ fn read_stats() -> Option<Stats> {
     };
     Some(Stats {
         calls: pick(|s| s.calls),
+        rejected: pick(|s| s.rejected),
         failed: pick(|s| s.failed),
     })
 }
@@ -118,6 +120,10 @@ struct Pending {
     failed: Option<Counts>,
     mirror: Mirror,
     since_ms: i64,
+    /// What was replayed, from what: a query running inside the same EXEC replays a prefix.
+    ops: Vec<Op>,
+    before: Mirror,
+    before_since_ms: i64,
 }
 
 pub struct State {
@@ -331,6 +337,9 @@ impl State {
                 failed: Some(Counts::default()),
                 mirror: Mirror::Exact(TrackingState::default()),
                 since_ms: -1,
+                ops: Vec::new(),
+                before: client.mirror,
+                before_since_ms: client.since_ms,
             }
         } else {
             let exists =
@@ -342,6 +351,9 @@ impl State {
                 failed: r.failed,
                 mirror: r.mirror,
                 since_ms: r.since_ms,
+                ops: ops.to_vec(),
+                before: client.mirror,
+                before_since_ms: client.since_ms,
             }
         };
         self.pendings.push(p);
@@ -368,16 +380,24 @@ impl State {
             .iter()
             .fold(Counts::default(), |a, p| a.add(p.expect));
         let ran = match (base, now) {
-            (Some(b), Some(n)) => delta(n.calls, b.calls).map(|d| (d, delta(n.failed, b.failed))),
+            (Some(b), Some(n)) => delta(n.calls, b.calls)
+                .map(|d| (d, delta(n.rejected, b.rejected), delta(n.failed, b.failed))),
             _ => None,
         };
+        // Calls made by scripts or other modules (`foreign`) share the counters. Scripts are
+        // refused CLIENT (noscript), which the server counts as rejected: when exactly the foreign
+        // calls were rejected and the real ones all ran, nothing is ambiguous.
+        let all_ran = |d: Counts, rejected: Option<Counts>| {
+            d == expect.add(foreign) || (d == expect && rejected == Some(foreign))
+        };
         match ran {
-            Some((d, _)) if d.is_zero() => {}
-            Some((d, failed)) if d == expect && foreign.is_zero() => {
+            Some((d, _, _)) if d.is_zero() => {}
+            Some((d, rejected, failed)) if all_ran(d, rejected) => {
+                let failed = if foreign.is_zero() { failed } else { None };
                 let predicted = pendings
                     .iter()
                     .try_fold(Counts::default(), |a, p| p.failed.map(|f| a.add(f)));
-                let agrees = predicted.is_none() || predicted == failed;
+                let agrees = predicted.is_none() || failed.is_none() || predicted == failed;
                 for p in pendings {
                     if !agrees {
                         log_warning(format!(
@@ -470,6 +490,36 @@ impl State {
     /// Whether the replay for `id` still waits for the server's word.
     pub fn is_pending(&self, id: u64) -> bool {
         self.pendings.iter().any(|p| p.client == id)
+    }
+
+    /// The view of `id` from inside its own EXEC: its queued CLIENT commands run one by one, and
+    /// the server's counters say how many have run so far. `None` when that cannot be told.
+    pub fn exec_view(&self, id: u64) -> Option<View> {
+        let [p] = self.pendings.as_slice() else {
+            return None;
+        };
+        if p.client != id {
+            return None;
+        }
+        let (now, base) = (read_stats()?, self.baseline?);
+        // Script calls so far were refused (noscript) and counted as rejected, not as calls.
+        if delta(now.rejected, base.rejected)? != self.foreign {
+            return None;
+        }
+        let d = delta(now.calls, base.calls)?;
+        let n = usize::try_from(d.tracking + d.caching).ok()?;
+        let ran = p.ops.get(..n)?;
+        let exists = |rid: i64| u64::try_from(rid).is_ok_and(|r| ffi::client_flags(r).is_some());
+        let r = replay_ops(&p.before, p.before_since_ms, ran, &exists, ffi::now_ms());
+        match r.mirror {
+            Mirror::Exact(state) => Some(View {
+                id,
+                state,
+                fidelity: Fidelity::Exact,
+                since_ms: r.since_ms,
+            }),
+            Mirror::Partial => None,
+        }
     }
 
     /// The exact view of `id` if the module has one: `None` means ask CLIENT LIST.

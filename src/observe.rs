@@ -61,6 +61,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallStats {
     pub calls: u64,
+    pub rejected: u64,
     pub failed: u64,
 }
 
@@ -77,6 +78,7 @@ pub fn parse_cmdstat(value: &[u8]) -> Option<CallStats> {
                 seen = true;
             }
             b"failed_calls" => s.failed = parse_u64(&kv[eq + 1..])?,
+            b"rejected_calls" => s.rejected = parse_u64(&kv[eq + 1..])?,
             _ => {}
         }
     }
@@ -114,6 +116,7 @@ id=4 addr=127.0.0.1:6 fd=9 name=a flags=x db=0 multi=2 redir=-1 resp=3\r\n";
             parse_cmdstat(v),
             Some(CallStats {
                 calls: 4,
+                rejected: 1,
                 failed: 2
             })
         );

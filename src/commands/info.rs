@@ -52,12 +52,13 @@ enum Plan {
 }
 
 fn plan(st: &hooks::State, id: u64, in_exec: bool) -> Plan {
-    if in_exec && st.is_pending(id) {
-        // The caller's own CLIENT commands queued in this EXEC have run, but the module only
-        // learns that once EXEC returns.
-        return Plan::Listed(id);
-    }
-    match st.exact_view(id) {
+    let view = if in_exec && st.is_pending(id) {
+        // Inside the caller's own EXEC: some of its queued CLIENT commands have run.
+        st.exec_view(id)
+    } else {
+        st.exact_view(id)
+    };
+    match view {
         None => Plan::Listed(id),
         Some(v) => {
             let s = &v.state;
@@ -97,11 +98,14 @@ fn all_views(ctx: &Context) -> Result<Vec<View>, RedisError> {
     let exact = with_state(|st| st.exact).ok_or_else(state_missing)?;
     if !exact {
         let all = client_list(ctx, None)?;
-        return Ok(all
+        // CLIENT LIST is not in id order once clientsCron has rotated the client list.
+        let mut views: Vec<View> = all
             .iter()
             .filter(|l| l.tracking)
             .map(hooks::listed_view)
-            .collect());
+            .collect();
+        views.sort_by_key(|v| v.id);
+        return Ok(views);
     }
     let caller = ffi::caller_id(ctx);
     let in_exec = ffi::in_exec(ctx);

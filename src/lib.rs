@@ -23,9 +23,9 @@ mod module {
         ffi::open_detached(ctx);
         let exact = ffi::filter_knows_client();
         let subcommands = commands::client_subcommands(ctx);
-        // Clients connected before MODULE LOAD: their state comes from CLIENT LIST.
-        let existing = commands::client_list(ctx, None).unwrap_or_default();
-        hooks::install(exact, subcommands, &existing);
+        // Clients that switched tracking on before MODULE LOAD.
+        let tracking = commands::tracking_ids(ctx).unwrap_or_default();
+        hooks::install(exact, subcommands, &tracking);
         if exact {
             if let Err(e) = ffi::register_hooks(ctx) {
                 ctx.log_warning(&format!("trackinfo: {e}"));

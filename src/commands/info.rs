@@ -2,7 +2,7 @@
 
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 
-use super::{client_list, respond};
+use super::{client_list, respond, tracking_ids};
 use crate::hooks::{self, with_state};
 use crate::reply::{entry, Fidelity, Reply, View};
 use crate::rules::{parse_i64, Flags};
@@ -97,9 +97,9 @@ fn view_of(ctx: &Context, id: u64) -> Result<View, RedisError> {
 fn all_views(ctx: &Context) -> Result<Vec<View>, RedisError> {
     let exact = with_state(|st| st.exact).ok_or_else(state_missing)?;
     if !exact {
-        let all = client_list(ctx, None)?;
+        let ids = tracking_ids(ctx)?;
         // CLIENT LIST is not in id order once clientsCron has rotated the client list.
-        let mut views: Vec<View> = all
+        let mut views: Vec<View> = client_list(ctx, Some(&ids))?
             .iter()
             .filter(|l| l.tracking)
             .map(hooks::listed_view)
@@ -137,16 +137,14 @@ fn all_views(ctx: &Context) -> Result<Vec<View>, RedisError> {
 /// The server counts more tracking clients than the module knows: take the missing ones from
 /// CLIENT LIST as partial.
 fn adopt_unseen(ctx: &Context) -> Result<(), RedisError> {
-    let all = client_list(ctx, None)?;
+    let tracking = tracking_ids(ctx)?;
     with_state(|st| {
-        for l in all.iter().filter(|l| l.tracking) {
-            if !st.tracking_ids().contains(&l.id) {
-                redis_module::logging::log_warning(format!(
-                    "trackinfo: client {} tracks but the module did not see it start; marking it partial",
-                    l.id
-                ));
-                st.mark_partial(l.id);
-            }
+        let known = st.tracking_ids();
+        for id in tracking.into_iter().filter(|id| !known.contains(id)) {
+            redis_module::logging::log_warning(format!(
+                "trackinfo: client {id} tracks but the module did not see it start; marking it partial"
+            ));
+            st.mark_partial(id);
         }
     })
     .ok_or_else(state_missing)

@@ -36,6 +36,21 @@ pub fn client_list(ctx: &Context, ids: Option<&[u64]>) -> Result<Vec<Listed>, Re
     }
 }
 
+/// The ids of all clients with tracking on, in id order: probed without CLIENT LIST where the
+/// time budget allows (see `hooks::server_tracking_ids`), else from CLIENT LIST.
+pub fn tracking_ids(ctx: &Context) -> Result<Vec<u64>, RedisError> {
+    if let Some(ids) = crate::hooks::server_tracking_ids() {
+        return Ok(ids);
+    }
+    let mut ids: Vec<u64> = client_list(ctx, None)?
+        .iter()
+        .filter(|l| l.tracking)
+        .map(|l| l.id)
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// The server's CLIENT subcommand names, lowercase, without the `client|` prefix.
 pub fn client_subcommands(ctx: &Context) -> Vec<Vec<u8>> {
     let Ok(RedisValue::Array(names)) =

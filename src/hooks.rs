@@ -544,12 +544,7 @@ impl State {
         let exists = |rid: i64| u64::try_from(rid).is_ok_and(|r| ffi::client_flags(r).is_some());
         let r = replay_ops(&p.before, p.before_since_ms, ran, &exists, ffi::now_ms());
         match r.mirror {
-            Mirror::Exact(state) => Some(View {
-                id,
-                state,
-                fidelity: Fidelity::Exact,
-                since_ms: r.since_ms,
-            }),
+            Mirror::Exact(state) => Some(View::new(id, state, Fidelity::Exact, r.since_ms)),
             Mirror::Partial => None,
         }
     }
@@ -565,12 +560,7 @@ impl State {
             }) => (s.clone(), *since_ms),
             Some(_) => return None,
         };
-        Some(View {
-            id,
-            state,
-            fidelity: Fidelity::Exact,
-            since_ms,
-        })
+        Some(View::new(id, state, Fidelity::Exact, since_ms))
     }
 
     /// Records that CLIENT LIST showed `id`'s redirect as broken (the bit is sticky until the
@@ -609,20 +599,19 @@ pub fn listed_view(l: &Listed) -> View {
     flags.set(Flags::ON, l.tracking);
     flags.set(Flags::BCAST, l.tracking && l.bcast);
     flags.set(Flags::BROKEN_REDIR, l.tracking && l.broken_redirect);
-    View {
-        id: l.id,
-        state: TrackingState {
-            flags,
-            redirect: l.redir.max(0),
-            prefixes: Default::default(),
-        },
-        fidelity: if l.tracking {
-            Fidelity::Partial
-        } else {
-            Fidelity::Exact
-        },
-        since_ms: -1,
-    }
+    let state = TrackingState {
+        flags,
+        redirect: l.redir.max(0),
+        prefixes: Default::default(),
+    };
+    let fidelity = if l.tracking {
+        Fidelity::Partial
+    } else {
+        Fidelity::Exact
+    };
+    let mut v = View::new(l.id, state, fidelity, -1);
+    v.resp = l.resp;
+    v
 }
 
 /// The result of replaying a batch of queued (or single) CLIENT commands.
@@ -811,6 +800,8 @@ mod tests {
             bcast: true,
             broken_redirect: true,
             in_multi: false,
+            pubsub: false,
+            resp: 3,
             redir: 9,
         });
         assert_eq!(v.state.flag_names(), ["on", "bcast", "broken_redirect"]);

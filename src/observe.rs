@@ -9,6 +9,10 @@ pub struct Listed {
     pub bcast: bool,
     pub broken_redirect: bool,
     pub in_multi: bool,
+    /// `P`: subscribed to something (RESP2 targets need it to receive invalidations).
+    pub pubsub: bool,
+    /// `resp=`: the protocol, 2 or 3.
+    pub resp: i64,
     /// `redir=`: -1 when tracking is off, else the stored redirect (0 for none).
     pub redir: i64,
 }
@@ -20,6 +24,7 @@ pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let mut c = Listed {
             redir: -1,
+            resp: 2,
             ..Default::default()
         };
         let mut has_id = false;
@@ -40,8 +45,10 @@ pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
                     c.bcast = value.contains(&b'B');
                     c.broken_redirect = value.contains(&b'R');
                     c.in_multi = value.contains(&b'x');
+                    c.pubsub = value.contains(&b'P');
                 }
                 b"redir" => c.redir = crate::rules::parse_i64(value).unwrap_or(-1),
+                b"resp" => c.resp = crate::rules::parse_i64(value).unwrap_or(2),
                 _ => {}
             }
         }
@@ -103,10 +110,12 @@ id=4 addr=127.0.0.1:6 fd=9 name=a flags=x db=0 multi=2 redir=-1 resp=3\r\n";
                 bcast: true,
                 broken_redirect: true,
                 in_multi: false,
+                pubsub: false,
+                resp: 2,
                 redir: 12
             }
         );
-        assert!(!l[1].tracking && l[1].in_multi && l[1].redir == -1);
+        assert!(!l[1].tracking && l[1].in_multi && l[1].redir == -1 && l[1].resp == 3);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! map/set/array calls (which degrade to flat arrays in RESP2 exactly as the server's own do),
 //! and encodable to RESP bytes so unit tests can compare them with the server's bytes.
 
+use crate::rules::delivery::Delivery;
 use crate::rules::TrackingState;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +88,24 @@ pub struct View {
     pub fidelity: Fidelity,
     /// Unix ms when tracking was last switched on; -1 when off or unknown.
     pub since_ms: i64,
+    /// The client's protocol now (2 or 3).
+    pub resp: i64,
+    /// Where its invalidation messages go now.
+    pub delivery: Delivery,
+}
+
+impl View {
+    /// A view whose `resp` and `delivery` are still to be read from the server (CLIENT LIST).
+    pub fn new(id: u64, state: TrackingState, fidelity: Fidelity, since_ms: i64) -> View {
+        View {
+            id,
+            state,
+            fidelity,
+            since_ms,
+            resp: 2,
+            delivery: Delivery::Off,
+        }
+    }
 }
 
 /// One TRACKINFO entry: the three CLIENT TRACKINGINFO fields first, byte for byte, then ours.
@@ -104,6 +123,8 @@ pub fn entry(v: &View) -> Reply {
         (Reply::bulk("id"), Reply::Int(v.id as i64)),
         (Reply::bulk("fidelity"), Reply::bulk(v.fidelity.name())),
         (Reply::bulk("tracking-since"), Reply::Int(since)),
+        (Reply::bulk("resp"), Reply::Int(v.resp)),
+        (Reply::bulk("delivery"), Reply::bulk(v.delivery.name())),
     ])
 }
 
@@ -122,6 +143,8 @@ mod tests {
             },
             fidelity: Fidelity::Exact,
             since_ms: 1700000000000,
+            resp: 3,
+            delivery: Delivery::SelfPush,
         }
     }
 
@@ -170,7 +193,9 @@ mod tests {
                 "prefixes",
                 "id",
                 "fidelity",
-                "tracking-since"
+                "tracking-since",
+                "resp",
+                "delivery"
             ]
         );
     }

@@ -5,6 +5,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString};
 use super::{client_list, respond, tracking_ids};
 use crate::hooks::{self, with_state};
 use crate::reply::{entry, Fidelity, Reply, View};
+use crate::rules::delivery::{route, Receiver};
 use crate::rules::{parse_i64, Flags};
 use crate::{errors, ffi};
 
@@ -47,8 +48,12 @@ enum Plan {
     /// The module's view, but its redirect target is gone: CLIENT LIST says whether the server
     /// has marked the redirect broken yet.
     CheckBroken(View),
-    /// Only CLIENT LIST's view is available.
-    Listed(u64),
+    /// Only CLIENT LIST's view is available; `partial` when the module's own knowledge is
+    /// partial (else CLIENT LIST's off state is exact).
+    Listed {
+        id: u64,
+        partial: bool,
+    },
 }
 
 fn plan(st: &hooks::State, id: u64, in_exec: bool) -> Plan {
@@ -59,7 +64,7 @@ fn plan(st: &hooks::State, id: u64, in_exec: bool) -> Plan {
         st.exact_view(id)
     };
     match view {
-        None => Plan::Listed(id),
+        None => Plan::Listed { id, partial: true },
         Some(v) => {
             let s = &v.state;
             let target_gone = s.is_on()
@@ -78,9 +83,9 @@ fn view_of(ctx: &Context, id: u64) -> Result<View, RedisError> {
     let exact = with_state(|st| st.exact).ok_or_else(state_missing)?;
     if !exact {
         // Redis 7.0: the filter cannot tell who sent a command; CLIENT LIST is all there is.
-        let l = client_list(ctx, Some(&[id]))?;
-        let l = l.first().ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))?;
-        return Ok(hooks::listed_view(l));
+        let plan = Plan::Listed { id, partial: false };
+        let mut views = finish(ctx, vec![plan])?;
+        return views.pop().ok_or(RedisError::Str(errors::NO_SUCH_CLIENT));
     }
     let caller = ffi::caller_id(ctx);
     let in_exec = ffi::in_exec(ctx);
@@ -97,15 +102,12 @@ fn view_of(ctx: &Context, id: u64) -> Result<View, RedisError> {
 fn all_views(ctx: &Context) -> Result<Vec<View>, RedisError> {
     let exact = with_state(|st| st.exact).ok_or_else(state_missing)?;
     if !exact {
-        let ids = tracking_ids(ctx)?;
-        // CLIENT LIST is not in id order once clientsCron has rotated the client list.
-        let mut views: Vec<View> = client_list(ctx, Some(&ids))?
-            .iter()
-            .filter(|l| l.tracking)
-            .map(hooks::listed_view)
+        let plans = tracking_ids(ctx)?
+            .into_iter()
+            .map(|id| Plan::Listed { id, partial: false })
             .collect();
-        views.sort_by_key(|v| v.id);
-        return Ok(views);
+        let views = finish(ctx, plans)?;
+        return Ok(views.into_iter().filter(|v| v.state.is_on()).collect());
     }
     let caller = ffi::caller_id(ctx);
     let in_exec = ffi::in_exec(ctx);
@@ -150,38 +152,68 @@ fn adopt_unseen(ctx: &Context) -> Result<(), RedisError> {
     .ok_or_else(state_missing)
 }
 
-/// Completes the plans, with one CLIENT LIST for all that need the server's word.
+/// Completes the plans with one CLIENT LIST for the clients and their redirect targets: the
+/// server's word on `R`, on each protocol and on Pub/Sub mode.
 fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
-    let ask: Vec<u64> = plans
+    let mut ask: Vec<u64> = Vec::with_capacity(plans.len() * 2);
+    for p in &plans {
+        match p {
+            Plan::Ready(v) | Plan::CheckBroken(v) => {
+                ask.push(v.id);
+                if let Ok(target @ 1..) = u64::try_from(v.state.reported_redirect()) {
+                    ask.push(target);
+                }
+            }
+            Plan::Listed { id, .. } => ask.push(*id),
+        }
+    }
+    let mut listed = client_list(ctx, Some(&ask))?;
+    // Targets of partial entries are known only now.
+    let more: Vec<u64> = listed
         .iter()
-        .filter_map(|p| match p {
-            Plan::CheckBroken(v) => Some(v.id),
-            Plan::Listed(id) => Some(*id),
-            Plan::Ready(_) => None,
-        })
+        .filter(|l| l.tracking && l.redir > 0 && !ask.contains(&(l.redir as u64)))
+        .map(|l| l.redir as u64)
         .collect();
-    let listed = client_list(ctx, Some(&ask))?;
+    listed.extend(client_list(ctx, Some(&more))?);
     let find = |id: u64| listed.iter().find(|l| l.id == id);
+    let receiver = |id: u64| {
+        find(id).map(|l| Receiver {
+            resp: l.resp,
+            pubsub: l.pubsub,
+        })
+    };
     let mut out = Vec::with_capacity(plans.len());
     let mut broken = Vec::new();
     for p in plans {
-        match p {
-            Plan::Ready(v) => out.push(v),
+        let mut v = match p {
+            Plan::Ready(v) => v,
             Plan::CheckBroken(mut v) => {
                 if find(v.id).is_some_and(|l| l.broken_redirect) {
                     v.state.flags.insert(Flags::BROKEN_REDIR);
                     broken.push(v.id);
                 }
-                out.push(v);
+                v
             }
-            Plan::Listed(id) => {
+            Plan::Listed { id, partial } => {
                 // Gone since it was planned: nothing to show.
                 let Some(l) = find(id) else { continue };
                 let mut v = hooks::listed_view(l);
-                v.fidelity = Fidelity::Partial;
-                out.push(v);
+                if partial {
+                    v.fidelity = Fidelity::Partial;
+                }
+                v
             }
-        }
+        };
+        // Gone since it was planned: nothing to show.
+        let Some(own) = receiver(v.id) else { continue };
+        v.resp = own.resp;
+        let redirect = v.state.reported_redirect().max(0);
+        let target = u64::try_from(redirect)
+            .ok()
+            .filter(|&t| t > 0)
+            .and_then(receiver);
+        v.delivery = route(v.state.is_on(), redirect, own, target);
+        out.push(v);
     }
     if !broken.is_empty() {
         with_state(|st| broken.iter().for_each(|&id| st.mark_broken(id)));

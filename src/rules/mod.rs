@@ -2,6 +2,7 @@
 //! (state, argv) -> outcome. Nothing here touches the server, so all of it is unit-tested.
 
 pub mod caching;
+pub mod delivery;
 pub mod state;
 pub mod tracking;
 

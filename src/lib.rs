@@ -1,7 +1,8 @@
 //! trackinfo: CLIENT TRACKINGINFO for any connection, for Redis 7.x/8.x and Valkey.
 //!
 //! Where things live: `commands/` (the command layer), `rules/` (the server's CLIENT TRACKING
-//! and CACHING rules, replayed), `clients.rs` (per-client state), `hooks.rs` (the filter and
+//! and CACHING rules, replayed), `clients.rs` (per-client state), `keys.rs` (the per-key table),
+//! `hooks.rs` (the filter and
 //! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`.
 
 pub mod clients;
@@ -9,6 +10,7 @@ pub mod commands;
 pub mod errors;
 pub mod ffi;
 pub mod hooks;
+pub mod keys;
 pub mod observe;
 pub mod reply;
 pub mod rules;

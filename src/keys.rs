@@ -1,0 +1,191 @@
+//! The per-key table: a mirror of the server's TrackingTable (tracking.c), which maps each key
+//! name to the ids of the clients that read it while tracking (default, OPTIN and OPTOUT modes).
+//!
+//! Its rules, which the mirror keeps:
+//! - keys are names only, not scoped by database;
+//! - an entry is removed whole when the key is invalidated, whoever of its ids was sent a
+//!   message (NOLOOP, tracking off, BCAST and gone clients are skipped, but lose the entry too);
+//! - ids of clients that switched tracking off, or disconnected, stay until then (lazy removal);
+//! - a flush empties the table.
+//!
+//! Nothing here talks to the server: the hooks feed it what the server did.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    /// key -> the ids that read it, in the order they did.
+    keys: HashMap<Vec<u8>, Vec<u64>>,
+    /// id -> how many keys hold it (gone clients included, as in the server).
+    per_client: HashMap<u64, u64>,
+    items: u64,
+}
+
+impl KeyTable {
+    /// As trackingRememberKeys: adds (key, id). True when the item is new.
+    pub fn remember(&mut self, id: u64, key: &[u8]) -> bool {
+        let ids = match self.keys.get_mut(key) {
+            Some(ids) => ids,
+            None => self.keys.entry(key.to_vec()).or_default(),
+        };
+        if ids.contains(&id) {
+            return false;
+        }
+        ids.push(id);
+        *self.per_client.entry(id).or_default() += 1;
+        self.items += 1;
+        true
+    }
+
+    /// As trackingInvalidateKey: removes the key's entry and returns the ids it held; the caller
+    /// decides which of them were sent a message.
+    pub fn invalidate(&mut self, key: &[u8]) -> Vec<u64> {
+        let Some(ids) = self.keys.remove(key) else {
+            return Vec::new();
+        };
+        for id in &ids {
+            self.forget_item(*id);
+        }
+        ids
+    }
+
+    /// As trackingInvalidateKeysOnFlush: the table is emptied.
+    pub fn flush(&mut self) {
+        self.keys.clear();
+        self.per_client.clear();
+        self.items = 0;
+    }
+
+    fn forget_item(&mut self, id: u64) {
+        if let Some(n) = self.per_client.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(&id);
+            }
+        }
+        self.items -= 1;
+    }
+
+    /// Keys the table holds for `id`.
+    pub fn count_of(&self, id: u64) -> u64 {
+        self.per_client.get(&id).copied().unwrap_or(0)
+    }
+
+    /// The keys held for `id`, in byte order, at most `limit` of them (0: all).
+    pub fn keys_of(&self, id: u64, limit: usize) -> Vec<&[u8]> {
+        let mut out: Vec<&[u8]> = self
+            .keys
+            .iter()
+            .filter(|(_, ids)| ids.contains(&id))
+            .map(|(k, _)| k.as_slice())
+            .collect();
+        out.sort_unstable();
+        if limit > 0 {
+            out.truncate(limit);
+        }
+        out
+    }
+
+    /// Distinct keys (the server's `tracking_total_keys`).
+    pub fn key_count(&self) -> u64 {
+        self.keys.len() as u64
+    }
+
+    /// (key, id) pairs (the server's `tracking_total_items`).
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// Items held for ids that `alive` says are gone: memory the server keeps for nobody.
+    pub fn items_of_gone(&self, alive: impl Fn(u64) -> bool) -> u64 {
+        self.per_client
+            .iter()
+            .filter(|(id, _)| !alive(**id))
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// The `n` keys held for the most clients, most first (ties in byte order).
+    pub fn top_keys(&self, n: usize) -> Vec<(&[u8], usize)> {
+        let mut all: Vec<(&[u8], usize)> = self
+            .keys
+            .iter()
+            .map(|(k, ids)| (k.as_slice(), ids.len()))
+            .collect();
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_item_per_key_and_client() {
+        let mut t = KeyTable::default();
+        assert!(t.remember(1, b"k"));
+        assert!(!t.remember(1, b"k"));
+        assert!(t.remember(2, b"k"));
+        assert!(t.remember(1, b"j"));
+        assert_eq!((t.key_count(), t.items()), (2, 3));
+        assert_eq!((t.count_of(1), t.count_of(2), t.count_of(3)), (2, 1, 0));
+    }
+
+    #[test]
+    fn invalidation_removes_the_whole_entry_and_returns_its_ids() {
+        let mut t = KeyTable::default();
+        t.remember(1, b"k");
+        t.remember(2, b"k");
+        t.remember(2, b"j");
+        assert_eq!(t.invalidate(b"k"), [1, 2]);
+        assert_eq!(
+            t.invalidate(b"k"),
+            Vec::<u64>::new(),
+            "one invalidation per read"
+        );
+        assert_eq!((t.key_count(), t.items()), (1, 1));
+        assert_eq!((t.count_of(1), t.count_of(2)), (0, 1));
+    }
+
+    #[test]
+    fn flush_empties_everything() {
+        let mut t = KeyTable::default();
+        t.remember(1, b"k");
+        t.remember(2, b"j");
+        t.flush();
+        assert_eq!((t.key_count(), t.items(), t.count_of(1)), (0, 0, 0));
+    }
+
+    #[test]
+    fn keys_of_a_client_come_in_byte_order_and_can_be_limited() {
+        let mut t = KeyTable::default();
+        for k in [&b"b"[..], b"a", b"c\0z", b"c"] {
+            t.remember(7, k);
+        }
+        t.remember(8, b"x");
+        assert_eq!(t.keys_of(7, 0), [&b"a"[..], b"b", b"c", b"c\0z"]);
+        assert_eq!(t.keys_of(7, 2), [&b"a"[..], b"b"]);
+    }
+
+    #[test]
+    fn items_of_gone_clients_are_counted_until_their_keys_change() {
+        let mut t = KeyTable::default();
+        t.remember(1, b"k");
+        t.remember(2, b"k");
+        t.remember(2, b"j");
+        assert_eq!(t.items_of_gone(|id| id == 1), 2);
+        t.invalidate(b"j");
+        assert_eq!(t.items_of_gone(|id| id == 1), 1);
+    }
+
+    #[test]
+    fn top_keys_are_the_most_shared() {
+        let mut t = KeyTable::default();
+        for (id, k) in [(1, &b"a"[..]), (2, b"a"), (1, b"b"), (2, b"c"), (3, b"c")] {
+            t.remember(id, k);
+        }
+        assert_eq!(t.top_keys(2), [(&b"a"[..], 2), (&b"c"[..], 2)]);
+    }
+}

@@ -23,6 +23,32 @@ pub enum Op {
     Tracking(Vec<Vec<u8>>),
     /// The yes/no argument.
     Caching(Vec<u8>),
+    /// A read-only command's keys.
+    Read(Vec<Vec<u8>>),
+}
+
+/// What the module counted for a client since its tracking was last switched on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acct {
+    pub reads: u64,
+    pub invalidated: u64,
+    pub flushes: u64,
+    pub last_ms: i64,
+    /// The module knows it missed something for this client (a script's reads and writes, a
+    /// transaction it could not confirm, an expiry it cannot place).
+    pub approximate: bool,
+}
+
+impl Default for Acct {
+    fn default() -> Self {
+        Acct {
+            reads: 0,
+            invalidated: 0,
+            flushes: 0,
+            last_ms: -1,
+            approximate: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +60,7 @@ pub struct Client {
     /// A command that is not a CLIENT subcommand was processed: once it has completed, the
     /// CACHING window ends unless the client is in MULTI (networking.c resetClient).
     pub caching_end: bool,
+    pub acct: Acct,
 }
 
 impl Default for Client {
@@ -43,6 +70,7 @@ impl Default for Client {
             since_ms: -1,
             queued: Vec::new(),
             caching_end: false,
+            acct: Acct::default(),
         }
     }
 }

@@ -82,6 +82,46 @@ impl hooks::Command for FilterCmd {
         // SAFETY: fctx is the live filter context; the API only reads its client's id.
         unsafe { raw::RedisModule_CommandFilterGetClientId.map_or(0, |f| f(self.fctx)) }
     }
+
+    fn key_positions(&self) -> Option<Vec<usize>> {
+        let ctx = DETACHED.load(Ordering::Acquire);
+        if ctx.is_null() {
+            return None;
+        }
+        let argc = self.argc();
+        // SAFETY: fctx is live for this callback; the argv array holds the server's own strings
+        // for positions < argc and only lives during this call; the returned array is owned by
+        // the caller and freed with RM_Free before returning.
+        unsafe {
+            let get = raw::RedisModule_CommandFilterArgGet?;
+            let keys = raw::RedisModule_GetCommandKeysWithFlags?;
+            let free = raw::RedisModule_Free?;
+            let mut argv: Vec<*mut raw::RedisModuleString> = (0..argc)
+                .map(|i| get(self.fctx, c_int::try_from(i).unwrap_or(0)))
+                .collect();
+            if argv.iter().any(|a| a.is_null()) {
+                return None;
+            }
+            let mut n: c_int = 0;
+            let pos = keys(
+                ctx,
+                argv.as_mut_ptr(),
+                c_int::try_from(argc).ok()?,
+                &mut n,
+                ptr::null_mut(),
+            );
+            if pos.is_null() {
+                // No keys, or an unknown command / wrong arity (refused before running).
+                return (std::io::Error::last_os_error().raw_os_error() == Some(0)).then(Vec::new);
+            }
+            let out = std::slice::from_raw_parts(pos, usize::try_from(n).unwrap_or(0))
+                .iter()
+                .filter_map(|&p| usize::try_from(p).ok())
+                .collect();
+            free(pos.cast());
+            Some(out)
+        }
+    }
 }
 
 unsafe extern "C" fn on_filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
@@ -100,6 +140,43 @@ unsafe extern "C" fn on_client_change(
     // SAFETY: for ClientChange events the server passes a RedisModuleClientInfoV1 (dataver 1).
     let id = unsafe { (*data.cast::<raw::RedisModuleClientInfo>()).id };
     guard("client event", || hooks::on_disconnect(id));
+}
+
+unsafe extern "C" fn on_keyspace(
+    _ctx: *mut raw::RedisModuleCtx,
+    _type: c_int,
+    event: *const c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    if event.is_null() || key.is_null() {
+        return raw::REDISMODULE_OK as c_int;
+    }
+    // SAFETY: the server passes a NUL-terminated event name and the key's string, both alive
+    // for the duration of the callback.
+    let (event, key) = unsafe {
+        let mut len = 0usize;
+        let p = raw::RedisModule_StringPtrLen.map_or(ptr::null(), |f| f(key, &mut len));
+        if p.is_null() {
+            return raw::REDISMODULE_OK as c_int;
+        }
+        (
+            std::ffi::CStr::from_ptr(event).to_bytes(),
+            std::slice::from_raw_parts(p.cast::<u8>(), len),
+        )
+    };
+    guard("keyspace event", || hooks::on_keyspace(event, key));
+    raw::REDISMODULE_OK as c_int
+}
+
+unsafe extern "C" fn on_flushdb(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_START {
+        guard("flush event", hooks::on_flush);
+    }
 }
 
 /// Registers the command filter and the disconnect event. Both go away with the module.
@@ -123,6 +200,20 @@ pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
         };
         if sub(ctx.ctx, ev, Some(on_client_change)) != raw::REDISMODULE_OK as c_int {
             return Err("could not subscribe to client events");
+        }
+        let flush = raw::RedisModuleEvent {
+            id: raw::REDISMODULE_EVENT_FLUSHDB,
+            dataver: 1,
+        };
+        if sub(ctx.ctx, flush, Some(on_flushdb)) != raw::REDISMODULE_OK as c_int {
+            return Err("could not subscribe to flush events");
+        }
+        // Every class of write; key misses are reads, not writes.
+        let ksn = raw::RedisModule_SubscribeToKeyspaceEvents.ok_or("no keyspace event API")?;
+        if ksn(ctx.ctx, raw::REDISMODULE_NOTIFY_ALL, Some(on_keyspace))
+            != raw::REDISMODULE_OK as c_int
+        {
+            return Err("could not subscribe to keyspace events");
         }
     }
     Ok(())

@@ -9,12 +9,14 @@
 //! client is marked `partial`, never guessed.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use redis_module::logging::log_warning;
 
-use crate::clients::{Client, Mirror, Op, Registry};
+use crate::clients::{Acct, Client, Mirror, Op, Registry};
 use crate::ffi::{self, ClientFlags};
+use crate::keys::KeyTable;
 use crate::observe::{CallStats, Listed};
 use crate::reply::{Fidelity, View};
 use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
@@ -22,6 +24,11 @@ use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
 /// The filter's gates, read without a lock: is any client's state kept, is anything pending.
 static GATE_CLIENTS: AtomicBool = AtomicBool::new(false);
 static GATE_PENDING: AtomicBool = AtomicBool::new(false);
+/// Whether the key table holds anything (writes need no lookup otherwise).
+static GATE_KEYS: AtomicBool = AtomicBool::new(false);
+/// The client whose command runs now, if it is one the module keeps state for (else 0): the
+/// server's `current_client`, which NOLOOP compares with.
+static CURRENT: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// All mutable module state. The server calls modules on its main thread; other threads
@@ -34,7 +41,21 @@ pub trait Command {
     fn argc(&self) -> usize;
     fn arg(&self, i: usize) -> &[u8];
     fn client_id(&self) -> u64;
+    /// The positions of the command's keys, as the server finds them (`None`: unknown command
+    /// or wrong arity, which the server refuses before running it).
+    fn key_positions(&self) -> Option<Vec<usize>>;
 }
+
+/// Commands that run other commands (scripts): their inner reads and writes belong to the
+/// caller in the server's tracking, but the filter cannot tie them to it.
+const SCRIPT_COMMANDS: [&[u8]; 6] = [
+    b"eval",
+    b"evalsha",
+    b"eval_ro",
+    b"evalsha_ro",
+    b"fcall",
+    b"fcall_ro",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -124,6 +145,8 @@ struct Pending {
     ops: Vec<Op>,
     before: Mirror,
     before_since_ms: i64,
+    /// Keys the replayed reads remember, once the server confirms the batch ran.
+    reads: Vec<Vec<u8>>,
 }
 
 pub struct State {
@@ -136,12 +159,45 @@ pub struct State {
     client_subcommands: Vec<Vec<u8>>,
     /// Redis 7.2+ and Valkey: the filter knows who sent each command.
     pub exact: bool,
+    /// The mirror of the server's tracking table.
+    pub table: KeyTable,
+    /// Read-only commands (`name` or `container|sub`, lowercase) and container commands.
+    commands: CommandTable,
+}
+
+/// What the filter needs to know of the server's command table.
+#[derive(Debug, Default)]
+pub struct CommandTable {
+    pub readonly: HashSet<Vec<u8>>,
+    pub containers: HashSet<Vec<u8>>,
+}
+
+impl CommandTable {
+    /// The server's name for a command: `name`, or `container|sub`, lowercase.
+    fn full_name(&self, cmd: &dyn Command) -> Vec<u8> {
+        let mut name = cmd.arg(0).to_ascii_lowercase();
+        if cmd.argc() >= 2 && self.containers.contains(&name) {
+            name.push(b'|');
+            name.extend(cmd.arg(1).to_ascii_lowercase());
+        }
+        name
+    }
+
+    /// tracking.c remembers keys of read-only commands, but not of the *_RO script commands.
+    fn remembers_keys(&self, name: &[u8]) -> bool {
+        self.readonly.contains(name) && !SCRIPT_COMMANDS.contains(&name)
+    }
 }
 
 /// Installs fresh state (MODULE LOAD). `tracking` are the clients that already track: they
 /// switched it on where the module could not see it. (Clients in MULTI at load need no entry:
 /// if their queued commands switch tracking on, the counters or the TRACKING bit give it away.)
-pub fn install(exact: bool, client_subcommands: Vec<Vec<u8>>, tracking: &[u64]) {
+pub fn install(
+    exact: bool,
+    client_subcommands: Vec<Vec<u8>>,
+    commands: CommandTable,
+    tracking: &[u64],
+) {
     let mut st = State {
         registry: Registry::default(),
         pendings: Vec::new(),
@@ -149,6 +205,8 @@ pub fn install(exact: bool, client_subcommands: Vec<Vec<u8>>, tracking: &[u64]) 
         baseline: None,
         client_subcommands,
         exact,
+        table: KeyTable::default(),
+        commands,
     };
     if exact {
         for &id in tracking {
@@ -203,6 +261,8 @@ pub fn uninstall() {
     });
     GATE_CLIENTS.store(false, Relaxed);
     GATE_PENDING.store(false, Relaxed);
+    GATE_KEYS.store(false, Relaxed);
+    CURRENT.store(0, Relaxed);
 }
 
 /// Runs `f` on the state, if this thread has it and nobody is using it.
@@ -218,6 +278,10 @@ pub fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
 
 fn sync_gates(st: &State) {
     GATE_CLIENTS.store(!st.registry.is_empty(), Relaxed);
+    GATE_KEYS.store(st.table.items() > 0, Relaxed);
+    if st.registry.is_empty() {
+        CURRENT.store(0, Relaxed);
+    }
     GATE_PENDING.store(!st.pendings.is_empty() || !st.foreign.is_zero(), Relaxed);
 }
 
@@ -240,6 +304,8 @@ pub fn on_command(cmd: &dyn Command) {
                 .and_then(|b| b.as_ref().map(|st| st.registry.contains(id)))
         });
         if known != Some(true) {
+            // Not a client the module keeps state for: NOLOOP cannot apply to its writes.
+            CURRENT.store(0, Relaxed);
             return;
         }
     }
@@ -250,6 +316,21 @@ pub fn on_command(cmd: &dyn Command) {
 /// The server's disconnect event: nothing is kept for clients that are gone.
 pub fn on_disconnect(id: u64) {
     with_state(|st| st.registry.remove(id));
+}
+
+/// A keyspace notification: the key was modified, so the server invalidated it
+/// (tracking.c trackingInvalidateKey, called from signalModifiedKey).
+pub fn on_keyspace(event: &[u8], key: &[u8]) {
+    if !GATE_KEYS.load(Relaxed) {
+        return;
+    }
+    with_state(|st| st.invalidate(event, key));
+}
+
+/// FLUSHDB / FLUSHALL: every tracking client is sent a null invalidation, and the table is
+/// emptied (tracking.c trackingInvalidateKeysOnFlush).
+pub fn on_flush() {
+    with_state(State::flush);
 }
 
 impl State {
@@ -272,6 +353,7 @@ impl State {
         // This connection's previous command, and anyone's, has completed by now.
         self.resolve();
         self.settle(id, flags);
+        CURRENT.store(id, Relaxed);
         let ends_caching = match kind {
             Kind::Client => !self.is_client_subcommand(cmd),
             _ => true,
@@ -290,8 +372,15 @@ impl State {
             Kind::Exec => {
                 if self.registry.contains(id) {
                     let ops = std::mem::take(&mut self.registry.get_mut(id).queued);
-                    if flags.multi && !ops.is_empty() {
+                    let counted = ops.iter().any(|o| !matches!(o, Op::Read(_)));
+                    if flags.multi && counted {
                         self.start(id, &ops, false);
+                    } else if flags.multi && !ops.is_empty() {
+                        // Only reads: no counter says whether EXEC ran them.
+                        let c = self.registry.get(id).cloned().unwrap_or_default();
+                        let r = replay_ops(&c.mirror, c.since_ms, &ops, &|_| false, 0);
+                        self.remember(id, &r.reads);
+                        self.registry.get_mut(id).acct.approximate = true;
                     }
                 }
             }
@@ -307,12 +396,136 @@ impl State {
                     self.start(id, &[], true);
                 }
             }
-            Kind::Other => {}
+            Kind::Other => self.note_read(cmd, id, flags),
         }
         if ends_caching && self.registry.contains(id) {
             self.registry.get_mut(id).caching_end = true;
         }
         self.registry.tidy(id);
+    }
+
+    /// A command from a client the module keeps state for: if the server will remember its
+    /// keys (tracking.c trackingRememberKeys), remember them too.
+    fn note_read(&mut self, cmd: &dyn Command, id: u64, flags: ClientFlags) {
+        let Some(Client {
+            mirror: Mirror::Exact(s),
+            ..
+        }) = self.registry.get(id)
+        else {
+            return;
+        };
+        if !s.is_on() && !flags.multi {
+            return;
+        }
+        let name = self.commands.full_name(cmd);
+        if SCRIPT_COMMANDS.contains(&name.as_slice()) {
+            if s.is_on() && !s.flags.contains(Flags::BCAST) {
+                self.registry.get_mut(id).acct.approximate = true;
+            }
+            return;
+        }
+        if !self.commands.remembers_keys(&name) {
+            return;
+        }
+        let Some(positions) = cmd.key_positions() else {
+            return; // refused before it runs
+        };
+        let keys: Vec<Vec<u8>> = positions.iter().map(|&p| cmd.arg(p).to_vec()).collect();
+        if flags.multi {
+            self.registry.get_mut(id).queued.push(Op::Read(keys));
+            return;
+        }
+        if flags.pubsub {
+            // A RESP2 client in Pub/Sub mode is refused reads; the module does not know the
+            // protocol here.
+            self.registry.get_mut(id).acct.approximate = true;
+            return;
+        }
+        if read_is_remembered(s) {
+            self.remember(id, &keys);
+        }
+    }
+
+    fn remember(&mut self, id: u64, keys: &[Vec<u8>]) {
+        for k in keys {
+            self.table.remember(id, k);
+        }
+        self.registry.get_mut(id).acct.reads += keys.len() as u64;
+    }
+
+    fn invalidate(&mut self, event: &[u8], key: &[u8]) {
+        let ids = self.table.invalidate(key);
+        if ids.is_empty() {
+            return;
+        }
+        let current = CURRENT.load(Relaxed);
+        // An expiry or eviction may run inside the current command (lazily) or outside any
+        // (active expiry, current_client NULL): NOLOOP skips only the former.
+        let unplaced = event == b"expired" || event == b"evicted";
+        let now = ffi::now_ms();
+        for id in ids {
+            if !self.registry.contains(id) {
+                continue; // tracking off, or gone: the server sends nothing
+            }
+            let c = self.registry.get_mut(id);
+            let Mirror::Exact(s) = &c.mirror else {
+                continue;
+            };
+            if !s.is_on() || s.flags.contains(Flags::BCAST) {
+                continue;
+            }
+            if s.flags.contains(Flags::NOLOOP) && id == current {
+                if unplaced {
+                    c.acct.approximate = true;
+                }
+                continue;
+            }
+            c.acct.invalidated += 1;
+            c.acct.last_ms = now;
+        }
+    }
+
+    fn flush(&mut self) {
+        self.table.flush();
+        let now = ffi::now_ms();
+        let ids: Vec<u64> = self.tracking_ids();
+        for id in ids {
+            let c = self.registry.get_mut(id);
+            c.acct.flushes += 1;
+            c.acct.last_ms = now;
+        }
+    }
+
+    /// What the module counted for `id`: `None` where it cannot know (partial clients).
+    pub fn acct(&self, id: u64) -> Option<Acct> {
+        match self.registry.get(id) {
+            None => Some(Acct::default()),
+            Some(Client {
+                mirror: Mirror::Exact(s),
+                acct,
+                ..
+            }) => {
+                let mut a = acct.clone();
+                // BCAST invalidations are per prefix and per event-loop cycle: not counted yet.
+                a.approximate |= s.flags.contains(Flags::BCAST);
+                Some(a)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// True when a client may hold table entries the module did not see (partial clients).
+    pub fn table_at_risk(&self) -> bool {
+        self.registry
+            .iter()
+            .any(|(_, c)| matches!(c.mirror, Mirror::Partial) || c.acct.approximate)
+    }
+
+    /// The server's table totals disagree with the mirror: nothing counted is exact any more.
+    pub fn mark_all_approximate(&mut self) {
+        for id in self.tracking_ids() {
+            self.registry.get_mut(id).acct.approximate = true;
+        }
     }
 
     /// The CLIENT TRACKING / CLIENT CACHING a command carries, if its arity lets it run.
@@ -372,6 +585,7 @@ impl State {
                 ops: Vec::new(),
                 before: client.mirror,
                 before_since_ms: client.since_ms,
+                reads: Vec::new(),
             }
         } else {
             let exists =
@@ -386,6 +600,7 @@ impl State {
                 ops: ops.to_vec(),
                 before: client.mirror,
                 before_since_ms: client.since_ms,
+                reads: r.reads,
             }
         };
         self.pendings.push(p);
@@ -438,7 +653,7 @@ impl State {
                         ));
                     }
                     let mirror = if agrees { p.mirror } else { Mirror::Partial };
-                    self.apply(p.client, mirror, p.since_ms);
+                    self.apply(p.client, mirror, p.since_ms, &p.reads);
                 }
             }
             _ => {
@@ -447,19 +662,30 @@ impl State {
                         "trackinfo: cannot tell which tracking commands ran for client {}; marking it partial",
                         p.client
                     ));
-                    self.apply(p.client, Mirror::Partial, -1);
+                    self.apply(p.client, Mirror::Partial, -1, &[]);
                 }
             }
         }
     }
 
-    fn apply(&mut self, id: u64, mirror: Mirror, since_ms: i64) {
+    fn apply(&mut self, id: u64, mirror: Mirror, since_ms: i64, reads: &[Vec<u8>]) {
         if ffi::client_flags(id).is_none() {
             return; // gone meanwhile
         }
         let c = self.registry.get_mut(id);
+        let was_on = c.tracking_on() != Some(false);
+        let now_on = matches!(&mirror, Mirror::Exact(s) if s.is_on());
+        if now_on && !was_on {
+            // The counters run from the moment tracking is switched on.
+            c.acct = Acct::default();
+        }
         c.mirror = mirror;
         c.since_ms = since_ms;
+        if !reads.is_empty() {
+            self.remember(id, reads);
+            // EXEC ran them, but the module cannot tell whether each did.
+            self.registry.get_mut(id).acct.approximate = true;
+        }
         self.registry.tidy(id);
     }
 
@@ -621,6 +847,22 @@ struct Replayed {
     since_ms: i64,
     expect: Counts,
     failed: Option<Counts>,
+    /// Keys of queued reads the server remembers, given the state when each ran.
+    reads: Vec<Vec<u8>>,
+}
+
+/// Whether tracking.c remembers a read for a client in this state: tracking on, not BCAST, and
+/// not (OPTIN without CACHING yes) nor (OPTOUT with CACHING no).
+fn read_is_remembered(s: &TrackingState) -> bool {
+    let f = s.flags;
+    let caching = f.contains(Flags::CACHING);
+    // tracking.c: `if ((optin && !caching_given) || (optout && caching_given)) return;`
+    let skipped = if caching {
+        f.contains(Flags::OPTOUT)
+    } else {
+        f.contains(Flags::OPTIN)
+    };
+    s.is_on() && !f.contains(Flags::BCAST) && !skipped
 }
 
 /// Replays CLIENT TRACKING/CACHING commands in order, as EXEC (or a lone command) runs them.
@@ -636,6 +878,7 @@ fn replay_ops(
         since_ms,
         expect: Counts::default(),
         failed: Some(Counts::default()),
+        reads: Vec::new(),
     };
     for op in ops {
         let is_err = |x: &ServerReply| matches!(x, ServerReply::Error(_));
@@ -681,6 +924,13 @@ fn replay_ops(
                         r.mirror = Mirror::Exact(next);
                     }
                     Mirror::Partial => r.failed = None,
+                }
+            }
+            Op::Read(keys) => {
+                if let Mirror::Exact(s) = &r.mirror {
+                    if read_is_remembered(s) {
+                        r.reads.extend(keys.iter().cloned());
+                    }
                 }
             }
         }
@@ -771,6 +1021,30 @@ mod tests {
         assert_eq!(s.flag_names(), ["on", "bcast"]);
         assert_eq!(r.since_ms, 7);
         assert_eq!(r.failed, None, "errors on a partial client are unknown");
+    }
+
+    #[test]
+    fn reads_are_remembered_as_optin_optout_and_caching_decide() {
+        let st = |f: Flags| TrackingState {
+            flags: Flags::ON | f,
+            ..Default::default()
+        };
+        assert!(read_is_remembered(&st(Flags::empty())));
+        assert!(!read_is_remembered(&TrackingState::default()));
+        assert!(!read_is_remembered(&st(Flags::BCAST)));
+        assert!(!read_is_remembered(&st(Flags::OPTIN)));
+        assert!(read_is_remembered(&st(Flags::OPTIN | Flags::CACHING)));
+        assert!(read_is_remembered(&st(Flags::OPTOUT)));
+        assert!(!read_is_remembered(&st(Flags::OPTOUT | Flags::CACHING)));
+    }
+
+    #[test]
+    fn queued_reads_count_with_the_caching_state_at_their_place() {
+        let mut ops = ops(&["tracking on optin", "caching yes"]);
+        ops.insert(1, Op::Read(vec![b"before".to_vec()]));
+        ops.push(Op::Read(vec![b"after".to_vec()]));
+        let r = replay_ops(&off(), -1, &ops, &|_| false, 1);
+        assert_eq!(r.reads, [b"after".to_vec()]);
     }
 
     #[test]

@@ -27,7 +27,8 @@ mod module {
         let subcommands = commands::client_subcommands(ctx);
         // Clients that switched tracking on before MODULE LOAD.
         let tracking = commands::tracking_ids(ctx).unwrap_or_default();
-        hooks::install(exact, subcommands, &tracking);
+        let command_table = commands::command_table(ctx);
+        hooks::install(exact, subcommands, command_table, &tracking);
         if exact {
             if let Err(e) = ffi::register_hooks(ctx) {
                 ctx.log_warning(&format!("trackinfo: {e}"));

@@ -2,6 +2,7 @@
 //! map/set/array calls (which degrade to flat arrays in RESP2 exactly as the server's own do),
 //! and encodable to RESP bytes so unit tests can compare them with the server's bytes.
 
+use crate::clients::Acct;
 use crate::rules::delivery::Delivery;
 use crate::rules::TrackingState;
 
@@ -92,6 +93,10 @@ pub struct View {
     pub resp: i64,
     /// Where its invalidation messages go now.
     pub delivery: Delivery,
+    /// Keys the tracking table holds for it; `None` where the module cannot know.
+    pub tracked_keys: Option<u64>,
+    /// What the module counted since tracking was switched on; `None` where it cannot know.
+    pub acct: Option<Acct>,
 }
 
 impl View {
@@ -104,6 +109,8 @@ impl View {
             since_ms,
             resp: 2,
             delivery: Delivery::Off,
+            tracked_keys: None,
+            acct: None,
         }
     }
 }
@@ -113,7 +120,7 @@ pub fn entry(v: &View) -> Reply {
     let flags = v.state.flag_names().into_iter().map(Reply::bulk).collect();
     let prefixes = v.state.prefixes.iter().map(Reply::bulk).collect();
     let since = if v.state.is_on() { v.since_ms } else { -1 };
-    Reply::Map(vec![
+    let mut out = Reply::Map(vec![
         (Reply::bulk("flags"), Reply::Set(flags)),
         (
             Reply::bulk("redirect"),
@@ -125,7 +132,42 @@ pub fn entry(v: &View) -> Reply {
         (Reply::bulk("tracking-since"), Reply::Int(since)),
         (Reply::bulk("resp"), Reply::Int(v.resp)),
         (Reply::bulk("delivery"), Reply::bulk(v.delivery.name())),
-    ])
+    ]);
+    // Counters the module cannot know are -1, never a guess.
+    let known = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let a = v.acct.as_ref();
+    let exact = v.tracked_keys.is_some() && a.is_some_and(|a| !a.approximate);
+    let Reply::Map(pairs) = &mut out else {
+        return out;
+    };
+    pairs.extend([
+        (
+            Reply::bulk("tracked-keys"),
+            Reply::Int(known(v.tracked_keys)),
+        ),
+        (
+            Reply::bulk("tracked-reads"),
+            Reply::Int(known(a.map(|a| a.reads))),
+        ),
+        (
+            Reply::bulk("invalidated-keys"),
+            Reply::Int(known(a.map(|a| a.invalidated))),
+        ),
+        (
+            Reply::bulk("flush-invalidations"),
+            Reply::Int(known(a.map(|a| a.flushes))),
+        ),
+        (
+            Reply::bulk("last-invalidation"),
+            Reply::Int(a.map_or(-1, |a| a.last_ms)),
+        ),
+        (Reply::bulk("prefix-stats"), Reply::Map(Vec::new())),
+        (
+            Reply::bulk("counters"),
+            Reply::bulk(if exact { "exact" } else { "approximate" }),
+        ),
+    ]);
+    out
 }
 
 #[cfg(test)]
@@ -145,6 +187,8 @@ mod tests {
             since_ms: 1700000000000,
             resp: 3,
             delivery: Delivery::SelfPush,
+            tracked_keys: Some(2),
+            acct: Some(Acct::default()),
         }
     }
 
@@ -195,7 +239,14 @@ mod tests {
                 "fidelity",
                 "tracking-since",
                 "resp",
-                "delivery"
+                "delivery",
+                "tracked-keys",
+                "tracked-reads",
+                "invalidated-keys",
+                "flush-invalidations",
+                "last-invalidation",
+                "prefix-stats",
+                "counters"
             ]
         );
     }

@@ -218,5 +218,36 @@ fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
     if !broken.is_empty() {
         with_state(|st| broken.iter().for_each(|&id| st.mark_broken(id)));
     }
+    add_accounting(&mut out);
     Ok(out)
+}
+
+/// Fills in the counters, after checking the mirrored table against the server's totals.
+fn add_accounting(views: &mut [View]) {
+    let totals =
+        ffi::info_fields("stats", &["tracking_total_keys", "tracking_total_items"]).map(|v| {
+            v.into_iter()
+                .map(|f| f.and_then(|f| parse_i64(&f)))
+                .collect::<Vec<_>>()
+        });
+    with_state(|st| {
+        if !st.exact {
+            return;
+        }
+        if !st.table_at_risk() {
+            let mine = [st.table.key_count(), st.table.items()].map(|n| i64::try_from(n).ok());
+            if totals.as_deref().is_some_and(|t| t != mine) {
+                // Something changed the server's table where the module could not see it (the
+                // tracking-table-max-keys limit, another module's writes...).
+                redis_module::logging::log_warning(
+                    "trackinfo: the server's tracking table differs from the module's; counters are approximate",
+                );
+                st.mark_all_approximate();
+            }
+        }
+        for v in views.iter_mut().filter(|v| v.fidelity == Fidelity::Exact) {
+            v.acct = st.acct(v.id);
+            v.tracked_keys = v.acct.as_ref().map(|_| st.table.count_of(v.id));
+        }
+    });
 }

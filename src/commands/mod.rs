@@ -51,6 +51,43 @@ pub fn tracking_ids(ctx: &Context) -> Result<Vec<u64>, RedisError> {
     Ok(ids)
 }
 
+/// Read-only commands and container commands, from the server's COMMAND reply:
+/// `[name, arity, flags, first, last, step, acl, tips, key specs, subcommands]`.
+pub fn command_table(ctx: &Context) -> crate::hooks::CommandTable {
+    let mut t = crate::hooks::CommandTable::default();
+    if let Ok(RedisValue::Array(all)) = ctx.call("COMMAND", &[] as &[&str]) {
+        add_commands(&mut t, &all);
+    }
+    t
+}
+
+fn add_commands(t: &mut crate::hooks::CommandTable, list: &[RedisValue]) {
+    let text = |v: &RedisValue| match v {
+        RedisValue::SimpleString(s) | RedisValue::BulkString(s) => Some(s.to_ascii_lowercase()),
+        RedisValue::StringBuffer(b) => Some(String::from_utf8_lossy(b).to_ascii_lowercase()),
+        _ => None,
+    };
+    for cmd in list {
+        let RedisValue::Array(info) = cmd else {
+            continue;
+        };
+        let Some(name) = info.first().and_then(text) else {
+            continue;
+        };
+        if let Some(RedisValue::Array(flags)) = info.get(2) {
+            if flags.iter().filter_map(text).any(|f| f == "readonly") {
+                t.readonly.insert(name.clone().into_bytes());
+            }
+        }
+        if let Some(RedisValue::Array(subs)) = info.get(9) {
+            if !subs.is_empty() {
+                t.containers.insert(name.into_bytes());
+                add_commands(t, subs);
+            }
+        }
+    }
+}
+
 /// The server's CLIENT subcommand names, lowercase, without the `client|` prefix.
 pub fn client_subcommands(ctx: &Context) -> Vec<Vec<u8>> {
     let Ok(RedisValue::Array(names)) =

@@ -4,6 +4,8 @@
 pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const NO_SUCH_CLIENT: &str = "ERR No such client";
 pub const SYNTAX: &str = "ERR syntax error";
+pub const KEYS_UNKNOWN_SENDER: &str = "ERR this server's command filter does not say who sent a command, so tracked keys are unknown (Redis 7.0)";
+pub const KEYS_UNKNOWN_PARTIAL: &str = "ERR the keys of this client are unknown: it switched tracking on where the module could not see it (fidelity partial)";
 pub const INTERNAL: &str = "ERR trackinfo internal error, see the server log";
 
 // The server's texts (networking.c clientCommand, tracking.c), without the `ERR ` prefix.

@@ -2,6 +2,7 @@
 //! state for views, and answer with `Reply` data the FFI shim emits.
 
 pub mod info;
+pub mod keys;
 
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 

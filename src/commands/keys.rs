@@ -1,0 +1,52 @@
+//! TRACKINFO.KEYS <client-id> [COUNT n]: the keys the server's tracking table holds for a client.
+
+use redis_module::{Context, RedisError, RedisResult, RedisString};
+
+use super::respond;
+use crate::hooks::with_state;
+use crate::reply::Reply;
+use crate::rules::parse_i64;
+use crate::{errors, ffi};
+
+const DEFAULT_COUNT: usize = 100;
+
+pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let (id, count) = parse(&args)?;
+    ffi::client_flags(id).ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))?;
+    let caller = ffi::caller_id(ctx);
+    let in_exec = ffi::in_exec(ctx);
+    let keys = with_state(|st| {
+        if !st.exact {
+            return Err(RedisError::Str(errors::KEYS_UNKNOWN_SENDER));
+        }
+        st.prepare(id, caller, in_exec);
+        if st.acct(id).is_none() {
+            return Err(RedisError::Str(errors::KEYS_UNKNOWN_PARTIAL));
+        }
+        Ok(st
+            .table
+            .keys_of(id, count)
+            .into_iter()
+            .map(Reply::bulk)
+            .collect::<Vec<_>>())
+    })
+    .ok_or(RedisError::Str(errors::INTERNAL))??;
+    respond(ctx, &Reply::Array(keys))
+}
+
+/// `<client-id> [COUNT n]`; COUNT 0 means all.
+fn parse(args: &[RedisString]) -> Result<(u64, usize), RedisError> {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let id = parse_i64(args[1].as_slice()).ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?;
+    let id = u64::try_from(id).map_err(|_| RedisError::Str(errors::NO_SUCH_CLIENT))?;
+    let count = match &args[2..] {
+        [] => DEFAULT_COUNT,
+        [opt, n] if opt.as_slice().eq_ignore_ascii_case(b"count") => parse_i64(n.as_slice())
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?,
+        _ => return Err(RedisError::Str(errors::SYNTAX)),
+    };
+    Ok((id, count))
+}

@@ -37,6 +37,8 @@ pub struct Acct {
     /// The module knows it missed something for this client (a script's reads and writes, a
     /// transaction it could not confirm, an expiry it cannot place).
     pub approximate: bool,
+    /// BCAST: keys invalidated under each prefix.
+    pub prefix_stats: std::collections::BTreeMap<Vec<u8>, u64>,
 }
 
 impl Default for Acct {
@@ -47,6 +49,7 @@ impl Default for Acct {
             flushes: 0,
             last_ms: -1,
             approximate: false,
+            prefix_stats: Default::default(),
         }
     }
 }

@@ -179,6 +179,19 @@ unsafe extern "C" fn on_flushdb(
     }
 }
 
+unsafe extern "C" fn on_event_loop(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    if subevent == raw::REDISMODULE_SUBEVENT_EVENTLOOP_BEFORE_SLEEP {
+        guard("before-sleep event", hooks::on_before_sleep);
+    } else {
+        hooks::on_after_sleep();
+    }
+}
+
 /// Registers the command filter and the disconnect event. Both go away with the module.
 pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
     // SAFETY: ctx is the OnLoad context; the callbacks are 'static functions of this library,
@@ -207,6 +220,13 @@ pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
         };
         if sub(ctx.ctx, flush, Some(on_flushdb)) != raw::REDISMODULE_OK as c_int {
             return Err("could not subscribe to flush events");
+        }
+        let event_loop = raw::RedisModuleEvent {
+            id: raw::REDISMODULE_EVENT_EVENTLOOP,
+            dataver: 1,
+        };
+        if sub(ctx.ctx, event_loop, Some(on_event_loop)) != raw::REDISMODULE_OK as c_int {
+            return Err("could not subscribe to event-loop events");
         }
         // Every class of write; key misses are reads, not writes.
         let ksn = raw::RedisModule_SubscribeToKeyspaceEvents.ok_or("no keyspace event API")?;

@@ -9,7 +9,7 @@
 //! client is marked `partial`, never guessed.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use redis_module::logging::log_warning;
@@ -26,6 +26,9 @@ static GATE_CLIENTS: AtomicBool = AtomicBool::new(false);
 static GATE_PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether the key table holds anything (writes need no lookup otherwise).
 static GATE_KEYS: AtomicBool = AtomicBool::new(false);
+/// True between the server's before-sleep and after-sleep events: writes made there may fall on
+/// either side of the server's BCAST broadcast.
+static IN_SLEEP_WINDOW: AtomicBool = AtomicBool::new(false);
 /// The client whose command runs now, if it is one the module keeps state for (else 0): the
 /// server's `current_client`, which NOLOOP compares with.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -163,6 +166,12 @@ pub struct State {
     pub table: KeyTable,
     /// Read-only commands (`name` or `container|sub`, lowercase) and container commands.
     commands: CommandTable,
+    /// Exact BCAST clients and their prefixes, rebuilt when a mirror changes.
+    bcast: Vec<(u64, Vec<Vec<u8>>)>,
+    bcast_dirty: bool,
+    /// This event-loop cycle's BCAST writes: prefix -> key -> the client that last wrote it
+    /// (0: none the module keeps state for), as tracking.c trackingRememberKeyToBroadcast.
+    batch: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, u64>>,
 }
 
 /// What the filter needs to know of the server's command table.
@@ -207,13 +216,16 @@ pub fn install(
         exact,
         table: KeyTable::default(),
         commands,
+        bcast: Vec::new(),
+        bcast_dirty: true,
+        batch: BTreeMap::new(),
     };
     if exact {
         for &id in tracking {
             st.registry.put(id, Client::partial());
         }
     }
-    sync_gates(&st);
+    sync_gates(&mut st);
     STATE.with(|s| {
         if let Ok(mut b) = s.try_borrow_mut() {
             *b = Some(st);
@@ -276,9 +288,12 @@ pub fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     })
 }
 
-fn sync_gates(st: &State) {
+fn sync_gates(st: &mut State) {
+    if st.bcast_dirty {
+        st.rebuild_bcast();
+    }
     GATE_CLIENTS.store(!st.registry.is_empty(), Relaxed);
-    GATE_KEYS.store(st.table.items() > 0, Relaxed);
+    GATE_KEYS.store(st.table.items() > 0 || !st.bcast.is_empty(), Relaxed);
     if st.registry.is_empty() {
         CURRENT.store(0, Relaxed);
     }
@@ -315,7 +330,23 @@ pub fn on_command(cmd: &dyn Command) {
 
 /// The server's disconnect event: nothing is kept for clients that are gone.
 pub fn on_disconnect(id: u64) {
-    with_state(|st| st.registry.remove(id));
+    with_state(|st| {
+        st.registry.remove(id);
+        st.bcast_dirty = true;
+    });
+}
+
+/// The event loop is about to sleep: the server sends this cycle's BCAST messages, one per
+/// prefix per client (tracking.c trackingBroadcastInvalidationMessages).
+pub fn on_before_sleep() {
+    IN_SLEEP_WINDOW.store(true, Relaxed);
+    if GATE_KEYS.load(Relaxed) {
+        with_state(State::broadcast);
+    }
+}
+
+pub fn on_after_sleep() {
+    IN_SLEEP_WINDOW.store(false, Relaxed);
 }
 
 /// A keyspace notification: the key was modified, so the server invalidated it
@@ -454,14 +485,19 @@ impl State {
     }
 
     fn invalidate(&mut self, event: &[u8], key: &[u8]) {
-        let ids = self.table.invalidate(key);
-        if ids.is_empty() {
-            return;
-        }
         let current = CURRENT.load(Relaxed);
         // An expiry or eviction may run inside the current command (lazily) or outside any
         // (active expiry, current_client NULL): NOLOOP skips only the former.
         let unplaced = event == b"expired" || event == b"evicted";
+        if !self.bcast.is_empty() {
+            // Expiry and eviction signal with no client (signalModifiedKey(NULL, ...)).
+            let writer = if unplaced { 0 } else { current };
+            self.note_bcast_write(key, writer);
+        }
+        let ids = self.table.invalidate(key);
+        if ids.is_empty() {
+            return;
+        }
         let now = ffi::now_ms();
         for id in ids {
             if !self.registry.contains(id) {
@@ -485,6 +521,69 @@ impl State {
         }
     }
 
+    fn rebuild_bcast(&mut self) {
+        self.bcast = self
+            .registry
+            .iter()
+            .filter_map(|(id, c)| match &c.mirror {
+                Mirror::Exact(s) if s.is_on() && s.flags.contains(Flags::BCAST) => {
+                    Some((id, s.prefixes.iter().cloned().collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        self.bcast_dirty = false;
+    }
+
+    fn note_bcast_write(&mut self, key: &[u8], writer: u64) {
+        let uncertain = IN_SLEEP_WINDOW.load(Relaxed);
+        let mut late = Vec::new();
+        for (id, prefixes) in &self.bcast {
+            for p in prefixes.iter().filter(|p| key.starts_with(p)) {
+                self.batch
+                    .entry(p.clone())
+                    .or_default()
+                    .insert(key.to_vec(), writer);
+                if uncertain {
+                    late.push(*id);
+                }
+            }
+        }
+        for id in late {
+            // Written inside the server's before-sleep work: it may belong to this cycle's
+            // messages or to the next one's.
+            self.registry.get_mut(id).acct.approximate = true;
+        }
+    }
+
+    fn broadcast(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let now = ffi::now_ms();
+        let bcast = std::mem::take(&mut self.bcast);
+        for (id, prefixes) in &bcast {
+            let noloop = matches!(
+                self.registry.get(*id).map(|c| &c.mirror),
+                Some(Mirror::Exact(s)) if s.flags.contains(Flags::NOLOOP)
+            );
+            for p in prefixes {
+                let Some(keys) = batch.get(p) else { continue };
+                // NOLOOP leaves out the keys this client wrote last.
+                let n = keys.values().filter(|&&w| !(noloop && w == *id)).count() as u64;
+                if n == 0 {
+                    continue;
+                }
+                let a = &mut self.registry.get_mut(*id).acct;
+                a.invalidated += n;
+                *a.prefix_stats.entry(p.clone()).or_default() += n;
+                a.last_ms = now;
+            }
+        }
+        self.bcast = bcast;
+    }
+
     fn flush(&mut self) {
         self.table.flush();
         let now = ffi::now_ms();
@@ -505,10 +604,8 @@ impl State {
                 acct,
                 ..
             }) => {
-                let mut a = acct.clone();
-                // BCAST invalidations are per prefix and per event-loop cycle: not counted yet.
-                a.approximate |= s.flags.contains(Flags::BCAST);
-                Some(a)
+                let _ = s;
+                Some(acct.clone())
             }
             Some(_) => None,
         }
@@ -681,6 +778,7 @@ impl State {
         }
         c.mirror = mirror;
         c.since_ms = since_ms;
+        self.bcast_dirty = true;
         if !reads.is_empty() {
             self.remember(id, reads);
             // EXEC ran them, but the module cannot tell whether each did.
@@ -717,6 +815,7 @@ impl State {
                     // Tracking is off: nothing unknown is left.
                     c.mirror = Mirror::Exact(TrackingState::default());
                     c.since_ms = -1;
+                    self.bcast_dirty = true;
                 }
                 Mirror::Exact(s) if s.is_on() != flags.tracking && !flags.blocked => {
                     log_warning(format!(
@@ -725,6 +824,7 @@ impl State {
                     ));
                     c.mirror = Mirror::Partial;
                     c.since_ms = -1;
+                    self.bcast_dirty = true;
                 }
                 _ => {}
             }
@@ -766,7 +866,19 @@ impl State {
         }
         let d = delta(now.calls, base.calls)?;
         let n = usize::try_from(d.tracking + d.caching).ok()?;
-        let ran = p.ops.get(..n)?;
+        // The queued ops up to the n-th counted one (reads in between have no counter).
+        let end = if n == 0 {
+            0
+        } else {
+            p.ops
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| !matches!(o, Op::Read(_)))
+                .nth(n - 1)?
+                .0
+                + 1
+        };
+        let ran = &p.ops[..end];
         let exists = |rid: i64| u64::try_from(rid).is_ok_and(|r| ffi::client_flags(r).is_some());
         let r = replay_ops(&p.before, p.before_since_ms, ran, &exists, ffi::now_ms());
         match r.mirror {
@@ -816,6 +928,7 @@ impl State {
         let c = self.registry.get_mut(id);
         c.mirror = Mirror::Partial;
         c.since_ms = -1;
+        self.bcast_dirty = true;
     }
 }
 

@@ -161,7 +161,18 @@ pub fn entry(v: &View) -> Reply {
             Reply::bulk("last-invalidation"),
             Reply::Int(a.map_or(-1, |a| a.last_ms)),
         ),
-        (Reply::bulk("prefix-stats"), Reply::Map(Vec::new())),
+        (
+            Reply::bulk("prefix-stats"),
+            Reply::Map(
+                a.map(|a| {
+                    a.prefix_stats
+                        .iter()
+                        .map(|(p, n)| (Reply::bulk(p), Reply::Int(known(Some(*n)))))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ),
+        ),
         (
             Reply::bulk("counters"),
             Reply::bulk(if exact { "exact" } else { "approximate" }),

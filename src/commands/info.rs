@@ -247,7 +247,12 @@ fn add_accounting(views: &mut [View]) {
         }
         for v in views.iter_mut().filter(|v| v.fidelity == Fidelity::Exact) {
             v.acct = st.acct(v.id);
-            v.tracked_keys = v.acct.as_ref().map(|_| st.table.count_of(v.id));
+            // BCAST remembers no keys (old entries may linger in the table, but are skipped).
+            let bcast = v.state.flags.contains(Flags::BCAST);
+            v.tracked_keys = v
+                .acct
+                .as_ref()
+                .map(|_| if bcast { 0 } else { st.table.count_of(v.id) });
         }
     });
 }

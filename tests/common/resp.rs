@@ -254,8 +254,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Resp, usize)>, String> {
                     n
                 } as usize;
                 let mut items = Vec::with_capacity(count);
-                for _ in 0..count {
+                while items.len() < count {
                     match parse(&buf[pos..])? {
+                        // Redis 7.0 can write a push (a self-invalidation) in the middle of an
+                        // EXEC reply; it is not one of the aggregate's elements.
+                        Some((Resp::Push(_), used)) => pos += used,
                         Some((r, used)) => {
                             items.push(r);
                             pos += used;
@@ -306,9 +309,12 @@ pub fn split_raw(raw: &[u8]) -> Result<(&[u8], Vec<&[u8]>), String> {
     };
     let mut pos = eol + 2;
     let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (_, used) = parse(&raw[pos..])?.ok_or("truncated aggregate")?;
-        out.push(&raw[pos..pos + used]);
+    while out.len() < count {
+        let (child, used) = parse(&raw[pos..])?.ok_or("truncated aggregate")?;
+        // A push written inside an aggregate (Redis 7.0) is not one of its elements.
+        if !matches!(child, Resp::Push(_)) {
+            out.push(&raw[pos..pos + used]);
+        }
         pos += used;
     }
     Ok((header, out))

@@ -2,6 +2,7 @@
 //! server calls. It is the only file with `unsafe`; each block says why it is sound.
 //! Entry points catch panics, so none crosses into the server.
 
+use std::alloc::GlobalAlloc;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -431,4 +432,84 @@ pub fn command(
 ) -> redis_module::RedisResult {
     guard("command", || handler(ctx, args))
         .unwrap_or(Err(redis_module::RedisError::Str(crate::errors::INTERNAL)))
+}
+
+/// The module's allocator: the server's (so its memory shows in `used_memory`), counted, so
+/// that TRACKINFO.STATS can say how much of it is the module's.
+pub struct CountingAlloc;
+
+static ALLOCATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to RedisAlloc, a correct GlobalAlloc; the counter is
+// only arithmetic on the sizes.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: same contract as this function's.
+        let p = unsafe { redis_module::alloc::RedisAlloc.alloc(layout) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: ptr was allocated by alloc above with this layout.
+        unsafe { redis_module::alloc::RedisAlloc.dealloc(ptr, layout) };
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+/// Bytes the module has allocated and not freed.
+pub fn module_memory() -> usize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+unsafe extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    let ctx = DETACHED.load(Ordering::Acquire);
+    if ctx.is_null() {
+        return;
+    }
+    let Some(fields) = guard("INFO", || {
+        crate::commands::stats::info_fields(&Context::new(ctx))
+    }) else {
+        return;
+    };
+    // SAFETY: ictx is the live INFO context of this callback; every C string passed lives until
+    // the call returns, and the API copies it.
+    unsafe {
+        let (Some(section), Some(int), Some(text)) = (
+            raw::RedisModule_InfoAddSection,
+            raw::RedisModule_InfoAddFieldLongLong,
+            raw::RedisModule_InfoAddFieldCString,
+        ) else {
+            return;
+        };
+        // An empty name gives the module's default section, `trackinfo`.
+        section(ictx, c"".as_ptr());
+        for (name, value) in fields {
+            let Ok(name) = CString::new(name) else {
+                continue;
+            };
+            match value {
+                crate::commands::stats::Scalar::Int(i) => {
+                    int(ictx, name.as_ptr(), i);
+                }
+                crate::commands::stats::Scalar::Text(t) => {
+                    if let Ok(t) = CString::new(t) {
+                        text(ictx, name.as_ptr(), t.as_ptr());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Replaces the crate's INFO callback with the module's own section.
+pub fn register_info(ctx: &Context) {
+    // SAFETY: ctx is the OnLoad context; on_info is a 'static function of this library.
+    unsafe {
+        if let Some(f) = raw::RedisModule_RegisterInfoFunc {
+            f(ctx.ctx, Some(on_info));
+        }
+    }
 }

@@ -172,6 +172,9 @@ pub struct State {
     /// This event-loop cycle's BCAST writes: prefix -> key -> the client that last wrote it
     /// (0: none the module keeps state for), as tracking.c trackingRememberKeyToBroadcast.
     batch: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, u64>>,
+    /// Since load: keys named in invalidations, and null (flush) invalidations, for all clients.
+    pub total_invalidated: u64,
+    pub total_flushes: u64,
 }
 
 /// What the filter needs to know of the server's command table.
@@ -219,6 +222,8 @@ pub fn install(
         bcast: Vec::new(),
         bcast_dirty: true,
         batch: BTreeMap::new(),
+        total_invalidated: 0,
+        total_flushes: 0,
     };
     if exact {
         for &id in tracking {
@@ -518,6 +523,7 @@ impl State {
             }
             c.acct.invalidated += 1;
             c.acct.last_ms = now;
+            self.total_invalidated += 1;
         }
     }
 
@@ -579,6 +585,7 @@ impl State {
                 a.invalidated += n;
                 *a.prefix_stats.entry(p.clone()).or_default() += n;
                 a.last_ms = now;
+                self.total_invalidated += n;
             }
         }
         self.bcast = bcast;
@@ -592,6 +599,7 @@ impl State {
             let c = self.registry.get_mut(id);
             c.acct.flushes += 1;
             c.acct.last_ms = now;
+            self.total_flushes += 1;
         }
     }
 

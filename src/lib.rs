@@ -27,6 +27,7 @@ mod module {
         let subcommands = commands::client_subcommands(ctx);
         // Clients that switched tracking on before MODULE LOAD.
         let tracking = commands::tracking_ids(ctx).unwrap_or_default();
+        ffi::register_info(ctx);
         let command_table = commands::command_table(ctx);
         hooks::install(exact, subcommands, command_table, &tracking);
         if exact {
@@ -67,10 +68,14 @@ mod module {
         ffi::command(ctx, args, commands::keys::keys)
     }
 
+    fn trackinfo_stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        ffi::command(ctx, args, commands::stats::stats)
+    }
+
     redis_module::redis_module! {
         name: "trackinfo",
         version: 1,
-        allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+        allocator: (ffi::CountingAlloc, ffi::CountingAlloc),
         data_types: [],
         init: init,
         deinit: deinit,
@@ -81,6 +86,7 @@ mod module {
             ["trackinfo.client", trackinfo_client, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.clients", trackinfo_clients, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.keys", trackinfo_keys, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
+            ["trackinfo.stats", trackinfo_stats, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
         ],
     }
 }

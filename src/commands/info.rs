@@ -99,7 +99,7 @@ fn view_of(ctx: &Context, id: u64) -> Result<View, RedisError> {
     views.pop().ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))
 }
 
-fn all_views(ctx: &Context) -> Result<Vec<View>, RedisError> {
+pub fn all_views(ctx: &Context) -> Result<Vec<View>, RedisError> {
     let exact = with_state(|st| st.exact).ok_or_else(state_missing)?;
     if !exact {
         let plans = tracking_ids(ctx)?

@@ -3,6 +3,7 @@
 
 pub mod info;
 pub mod keys;
+pub mod stats;
 
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 

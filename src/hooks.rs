@@ -175,6 +175,8 @@ pub struct State {
     /// Since load: keys named in invalidations, and null (flush) invalidations, for all clients.
     pub total_invalidated: u64,
     pub total_flushes: u64,
+    /// Reads the table's item cap kept out.
+    pub dropped_items: u64,
 }
 
 /// What the filter needs to know of the server's command table.
@@ -224,6 +226,7 @@ pub fn install(
         batch: BTreeMap::new(),
         total_invalidated: 0,
         total_flushes: 0,
+        dropped_items: 0,
     };
     if exact {
         for &id in tracking {
@@ -363,6 +366,11 @@ pub fn on_keyspace(event: &[u8], key: &[u8]) {
     with_state(|st| st.invalidate(event, key));
 }
 
+/// CONFIG SET trackinfo.key-table.
+pub fn on_key_table_switched(on: bool) {
+    with_state(|st| st.key_table_switched(on));
+}
+
 /// FLUSHDB / FLUSHALL: every tracking client is sent a null invalidation, and the table is
 /// emptied (tracking.c trackingInvalidateKeysOnFlush).
 pub fn on_flush() {
@@ -483,10 +491,29 @@ impl State {
     }
 
     fn remember(&mut self, id: u64, keys: &[Vec<u8>]) {
-        for k in keys {
-            self.table.remember(id, k);
+        let mut missed = !crate::config::key_table();
+        if !missed {
+            let cap = crate::config::max_items();
+            for k in keys {
+                if cap.is_some_and(|cap| self.table.items() >= cap) && !self.table.holds(id, k) {
+                    self.dropped_items += 1;
+                    missed = true;
+                    continue;
+                }
+                self.table.remember(id, k);
+            }
         }
-        self.registry.get_mut(id).acct.reads += keys.len() as u64;
+        let a = &mut self.registry.get_mut(id).acct;
+        a.reads += keys.len() as u64;
+        a.approximate |= missed;
+    }
+
+    /// `trackinfo.key-table` was switched: without the table nothing per key can be counted.
+    pub fn key_table_switched(&mut self, on: bool) {
+        if !on {
+            self.table.flush();
+            self.mark_all_approximate();
+        }
     }
 
     fn invalidate(&mut self, event: &[u8], key: &[u8]) {

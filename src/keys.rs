@@ -37,6 +37,11 @@ impl KeyTable {
         true
     }
 
+    /// Whether (key, id) is held.
+    pub fn holds(&self, id: u64, key: &[u8]) -> bool {
+        self.keys.get(key).is_some_and(|ids| ids.contains(&id))
+    }
+
     /// As trackingInvalidateKey: removes the key's entry and returns the ids it held; the caller
     /// decides which of them were sent a message.
     pub fn invalidate(&mut self, key: &[u8]) -> Vec<u64> {

@@ -7,6 +7,7 @@
 
 pub mod clients;
 pub mod commands;
+pub mod config;
 pub mod errors;
 pub mod ffi;
 pub mod hooks;
@@ -19,8 +20,15 @@ pub mod rules;
 // built library.
 #[cfg(not(test))]
 mod module {
-    use super::{commands, ffi, hooks};
+    use super::{commands, config, ffi, hooks};
+    use redis_module::configuration::{ConfigurationContext, ConfigurationFlags};
     use redis_module::{Context, RedisResult, RedisString, Status};
+    use std::sync::atomic::AtomicBool;
+
+    fn key_table_changed(_ctx: &ConfigurationContext, _name: &str, v: &'static AtomicBool) {
+        let on = v.load(std::sync::atomic::Ordering::Relaxed);
+        ffi::guard("config change", || hooks::on_key_table_switched(on));
+    }
     fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ffi::open_detached(ctx);
         let exact = ffi::filter_knows_client();
@@ -88,5 +96,16 @@ mod module {
             ["trackinfo.keys", trackinfo_keys, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.stats", trackinfo_stats, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
         ],
+        configurations: [
+            i64: [
+                ["key-table-max-items", &config::KEY_TABLE_MAX_ITEMS, config::DEFAULT_MAX_ITEMS, 0, i64::MAX, ConfigurationFlags::DEFAULT, None],
+            ],
+            string: [],
+            bool: [
+                ["key-table", &config::KEY_TABLE, true, ConfigurationFlags::DEFAULT, Some(Box::new(key_table_changed))],
+            ],
+            enum: [],
+            module_args_as_configuration: true,
+        ]
     }
 }

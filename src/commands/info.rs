@@ -249,10 +249,12 @@ fn add_accounting(views: &mut [View]) {
             v.acct = st.acct(v.id);
             // BCAST remembers no keys (old entries may linger in the table, but are skipped).
             let bcast = v.state.flags.contains(Flags::BCAST);
-            v.tracked_keys = v
-                .acct
-                .as_ref()
-                .map(|_| if bcast { 0 } else { st.table.count_of(v.id) });
+            let table = crate::config::key_table();
+            v.tracked_keys = v.acct.as_ref().and_then(|_| match (bcast, table) {
+                (true, _) => Some(0),
+                (false, true) => Some(st.table.count_of(v.id)),
+                (false, false) => None, // no table, no way to know
+            });
         }
     });
 }

@@ -19,6 +19,9 @@ pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if !st.exact {
             return Err(RedisError::Str(errors::KEYS_UNKNOWN_SENDER));
         }
+        if !crate::config::key_table() {
+            return Err(RedisError::Str(errors::KEYS_TABLE_OFF));
+        }
         st.prepare(id, caller, in_exec);
         if st.acct(id).is_none() {
             return Err(RedisError::Str(errors::KEYS_UNKNOWN_PARTIAL));

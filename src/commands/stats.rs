@@ -94,25 +94,27 @@ fn gather(ctx: &Context) -> Result<Stats, RedisError> {
     let counters_exact = views
         .iter()
         .all(|v| v.tracked_keys.is_some() && v.acct.as_ref().is_some_and(|a| !a.approximate));
-    let (keys, items, live_items, invalidated, flushes, top_keys) = with_state(|st| {
-        let live: u64 = views.iter().map(|v| st.table.count_of(v.id)).sum();
-        let top = st
-            .table
-            .top_keys(TOP_KEYS)
-            .into_iter()
-            .map(|(k, n)| (k.to_vec(), i64::try_from(n).unwrap_or(i64::MAX)))
-            .collect::<Vec<_>>();
-        let exact = st.exact;
-        (
-            exact.then(|| st.table.key_count()),
-            exact.then(|| st.table.items()),
-            live,
-            exact.then_some(st.total_invalidated),
-            exact.then_some(st.total_flushes),
-            top,
-        )
-    })
-    .ok_or(RedisError::Str(errors::INTERNAL))?;
+    let (keys, items, live_items, invalidated, flushes, top_keys, dropped_items) =
+        with_state(|st| {
+            let live: u64 = views.iter().map(|v| st.table.count_of(v.id)).sum();
+            let top = st
+                .table
+                .top_keys(TOP_KEYS)
+                .into_iter()
+                .map(|(k, n)| (k.to_vec(), i64::try_from(n).unwrap_or(i64::MAX)))
+                .collect::<Vec<_>>();
+            let exact = st.exact && crate::config::key_table();
+            (
+                exact.then(|| st.table.key_count()),
+                exact.then(|| st.table.items()),
+                live,
+                st.exact.then_some(st.total_invalidated),
+                st.exact.then_some(st.total_flushes),
+                top,
+                st.dropped_items,
+            )
+        })
+        .ok_or(RedisError::Str(errors::INTERNAL))?;
     let known = |n: Option<u64>| n.map_or(Scalar::Int(-1), int);
     // Items the server holds for ids that are gone: its total minus what live clients hold.
     let unreclaimed = match (&totals[1], keys) {
@@ -137,6 +139,22 @@ fn gather(ctx: &Context) -> Result<Stats, RedisError> {
         ("flush-invalidations", known(flushes)),
         ("unreclaimed-items", unreclaimed),
         ("memory-bytes", int(ffi::module_memory())),
+        (
+            "key-table",
+            Scalar::Text(
+                if crate::config::key_table() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+        ),
+        (
+            "key-table-max-items",
+            int(crate::config::max_items().unwrap_or(0)),
+        ),
+        ("key-table-dropped-items", int(dropped_items)),
     ];
     scalars.push(("server-tracking-clients", clients[0].clone()));
     scalars.push(("server-tracking-total-keys", totals[0].clone()));

@@ -26,12 +26,20 @@ static GATE_CLIENTS: AtomicBool = AtomicBool::new(false);
 static GATE_PENDING: AtomicBool = AtomicBool::new(false);
 /// Whether the key table holds anything (writes need no lookup otherwise).
 static GATE_KEYS: AtomicBool = AtomicBool::new(false);
+/// Reads noted by the filter that the server will remember once the command has run.
+static GATE_READS: AtomicBool = AtomicBool::new(false);
 /// True between the server's before-sleep and after-sleep events: writes made there may fall on
 /// either side of the server's BCAST broadcast.
 static IN_SLEEP_WINDOW: AtomicBool = AtomicBool::new(false);
 /// The client whose command runs now, if it is one the module keeps state for (else 0): the
-/// server's `current_client`, which NOLOOP compares with.
+/// server's `current_client`, which NOLOOP compares with in default mode.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// The client that makes the current write (signalModifiedKey's `c`), which BCAST NOLOOP compares
+/// with: the same as CURRENT, except inside a script, where it is the script's own client (0).
+static WRITER: AtomicU64 = AtomicU64::new(0);
+/// A client the module keeps state for whose command may run others (a script, EXEC): the
+/// commands the filter then sees from fake clients are its inner commands.
+static SCRIPT_ROOT: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// All mutable module state. The server calls modules on its main thread; other threads
@@ -177,6 +185,10 @@ pub struct State {
     pub total_flushes: u64,
     /// Reads the table's item cap kept out.
     pub dropped_items: u64,
+    /// Reads of the command running now: the server remembers keys after the command ran
+    /// (call() -> trackingRememberKeys), so a write or lazy expiry during it does not
+    /// invalidate them; they enter the table at the next hook.
+    after_command: Vec<(u64, Vec<Vec<u8>>)>,
 }
 
 /// What the filter needs to know of the server's command table.
@@ -227,6 +239,7 @@ pub fn install(
         total_invalidated: 0,
         total_flushes: 0,
         dropped_items: 0,
+        after_command: Vec::new(),
     };
     if exact {
         for &id in tracking {
@@ -283,6 +296,9 @@ pub fn uninstall() {
     GATE_PENDING.store(false, Relaxed);
     GATE_KEYS.store(false, Relaxed);
     CURRENT.store(0, Relaxed);
+    WRITER.store(0, Relaxed);
+    SCRIPT_ROOT.store(0, Relaxed);
+    GATE_READS.store(false, Relaxed);
 }
 
 /// Runs `f` on the state, if this thread has it and nobody is using it.
@@ -301,9 +317,15 @@ fn sync_gates(st: &mut State) {
         st.rebuild_bcast();
     }
     GATE_CLIENTS.store(!st.registry.is_empty(), Relaxed);
-    GATE_KEYS.store(st.table.items() > 0 || !st.bcast.is_empty(), Relaxed);
+    GATE_KEYS.store(
+        st.table.items() > 0 || !st.bcast.is_empty() || !st.after_command.is_empty(),
+        Relaxed,
+    );
+    GATE_READS.store(!st.after_command.is_empty(), Relaxed);
     if st.registry.is_empty() {
         CURRENT.store(0, Relaxed);
+        WRITER.store(0, Relaxed);
+        SCRIPT_ROOT.store(0, Relaxed);
     }
     GATE_PENDING.store(!st.pendings.is_empty() || !st.foreign.is_zero(), Relaxed);
 }
@@ -314,6 +336,10 @@ fn sync_gates(st: &mut State) {
 pub fn on_command(cmd: &dyn Command) {
     if cmd.argc() == 0 {
         return;
+    }
+    if GATE_READS.load(Relaxed) {
+        // The previous command has run: its reads are remembered now.
+        with_state(State::apply_reads);
     }
     let kind = kind(cmd.arg(0));
     if kind != Kind::Client && !GATE_PENDING.load(Relaxed) {
@@ -327,8 +353,14 @@ pub fn on_command(cmd: &dyn Command) {
                 .and_then(|b| b.as_ref().map(|st| st.registry.contains(id)))
         });
         if known != Some(true) {
+            if SCRIPT_ROOT.load(Relaxed) != 0 {
+                // A script's inner command, or the first command after it.
+                with_state(|st| st.inner_or_next(cmd, id));
+                return;
+            }
             // Not a client the module keeps state for: NOLOOP cannot apply to its writes.
             CURRENT.store(0, Relaxed);
+            WRITER.store(0, Relaxed);
             return;
         }
     }
@@ -349,7 +381,10 @@ pub fn on_disconnect(id: u64) {
 pub fn on_before_sleep() {
     IN_SLEEP_WINDOW.store(true, Relaxed);
     if GATE_KEYS.load(Relaxed) {
-        with_state(State::broadcast);
+        with_state(|st| {
+            st.apply_reads();
+            st.broadcast();
+        });
     }
 }
 
@@ -390,7 +425,7 @@ impl State {
                 (Some(Op::Tracking(_)), _) => self.note_foreign(|c| c.tracking += 1),
                 (Some(Op::Caching(_)), _) => self.note_foreign(|c| c.caching += 1),
                 (None, Kind::Reset) => self.note_foreign(|c| c.reset += 1),
-                _ => {}
+                _ => self.inner(cmd),
             }
             return;
         };
@@ -398,6 +433,17 @@ impl State {
         self.resolve();
         self.settle(id, flags);
         CURRENT.store(id, Relaxed);
+        WRITER.store(id, Relaxed);
+        let runs_others = kind == Kind::Exec
+            || SCRIPT_COMMANDS.contains(&self.commands.full_name(cmd).as_slice());
+        SCRIPT_ROOT.store(
+            if runs_others && self.registry.contains(id) {
+                id
+            } else {
+                0
+            },
+            Relaxed,
+        );
         let ends_caching = match kind {
             Kind::Client => !self.is_client_subcommand(cmd),
             _ => true,
@@ -448,6 +494,38 @@ impl State {
         self.registry.tidy(id);
     }
 
+    /// An unknown id while a script root is set: a fake client (the script's inner command) or
+    /// a real one (the next command: the script has ended).
+    fn inner_or_next(&mut self, cmd: &dyn Command, id: u64) {
+        self.apply_reads();
+        if ffi::client_flags(id).is_some() {
+            SCRIPT_ROOT.store(0, Relaxed);
+            CURRENT.store(0, Relaxed);
+            WRITER.store(0, Relaxed);
+        } else {
+            self.inner(cmd);
+        }
+    }
+
+    /// A command run by a script (or EXEC's Lua, or a module's RM_Call) inside the root's
+    /// command: since Redis 7.2 its reads count for the root (server.current_client), and its
+    /// writes are made by the script's own client.
+    fn inner(&mut self, cmd: &dyn Command) {
+        self.apply_reads();
+        WRITER.store(0, Relaxed);
+        let root = SCRIPT_ROOT.load(Relaxed);
+        if root == 0 {
+            return;
+        }
+        if self.is_pending(root) {
+            // Its tracking is changing in this very EXEC: the state the read meets is unknown.
+            self.registry.get_mut(root).acct.approximate = true;
+            return;
+        }
+        // Executed now, whatever the root's MULTI flag says during EXEC.
+        self.note_read(cmd, root, ClientFlags::default());
+    }
+
     /// A command from a client the module keeps state for: if the server will remember its
     /// keys (tracking.c trackingRememberKeys), remember them too.
     fn note_read(&mut self, cmd: &dyn Command, id: u64, flags: ClientFlags) {
@@ -462,12 +540,6 @@ impl State {
             return;
         }
         let name = self.commands.full_name(cmd);
-        if SCRIPT_COMMANDS.contains(&name.as_slice()) {
-            if s.is_on() && !s.flags.contains(Flags::BCAST) {
-                self.registry.get_mut(id).acct.approximate = true;
-            }
-            return;
-        }
         if !self.commands.remembers_keys(&name) {
             return;
         }
@@ -486,6 +558,13 @@ impl State {
             return;
         }
         if read_is_remembered(s) {
+            self.after_command.push((id, keys));
+        }
+    }
+
+    /// Remembers the reads of commands that have run.
+    fn apply_reads(&mut self) {
+        for (id, keys) in std::mem::take(&mut self.after_command) {
             self.remember(id, &keys);
         }
     }
@@ -523,8 +602,21 @@ impl State {
         let unplaced = event == b"expired" || event == b"evicted";
         if !self.bcast.is_empty() {
             // Expiry and eviction signal with no client (signalModifiedKey(NULL, ...)).
-            let writer = if unplaced { 0 } else { current };
+            let writer = if unplaced { 0 } else { WRITER.load(Relaxed) };
             self.note_bcast_write(key, writer);
+        }
+        if unplaced {
+            // An expiry inside the reading command comes before the server remembers the key;
+            // one after it (active expiry) comes after: the module cannot tell which this is.
+            let unsure: Vec<u64> = self
+                .after_command
+                .iter()
+                .filter(|(_, keys)| keys.iter().any(|k| k == key))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in unsure {
+                self.registry.get_mut(id).acct.approximate = true;
+            }
         }
         let ids = self.table.invalidate(key);
         if ids.is_empty() {
@@ -870,6 +962,7 @@ impl State {
     /// Settles everything that can be settled before answering a query about `target`.
     /// `caller`'s own last command is the query itself, which must not end its CACHING window.
     pub fn prepare(&mut self, target: u64, caller: u64, in_exec: bool) -> Option<ClientFlags> {
+        self.apply_reads();
         if !in_exec {
             self.resolve();
         }

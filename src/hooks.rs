@@ -470,7 +470,7 @@ impl State {
                         let c = self.registry.get(id).cloned().unwrap_or_default();
                         let r = replay_ops(&c.mirror, c.since_ms, &ops, &|_| false, 0);
                         self.remember(id, &r.reads);
-                        self.registry.get_mut(id).acct.approximate = true;
+                        self.approximate(id, "reads inside EXEC with no counter to confirm it ran");
                     }
                 }
             }
@@ -519,7 +519,10 @@ impl State {
         }
         if self.is_pending(root) {
             // Its tracking is changing in this very EXEC: the state the read meets is unknown.
-            self.registry.get_mut(root).acct.approximate = true;
+            self.approximate(
+                root,
+                "a script read while its tracking changed in the same EXEC",
+            );
             return;
         }
         // Executed now, whatever the root's MULTI flag says during EXEC.
@@ -554,7 +557,7 @@ impl State {
         if flags.pubsub {
             // A RESP2 client in Pub/Sub mode is refused reads; the module does not know the
             // protocol here.
-            self.registry.get_mut(id).acct.approximate = true;
+            self.approximate(id, "a read in Pub/Sub mode");
             return;
         }
         if read_is_remembered(s) {
@@ -582,9 +585,19 @@ impl State {
                 self.table.remember(id, k);
             }
         }
+        self.registry.get_mut(id).acct.reads += keys.len() as u64;
+        if missed {
+            self.approximate(id, "reads the key table did not keep");
+        }
+    }
+
+    /// Marks `id`'s counters approximate, saying why in the server log (verbose level).
+    fn approximate(&mut self, id: u64, why: &str) {
         let a = &mut self.registry.get_mut(id).acct;
-        a.reads += keys.len() as u64;
-        a.approximate |= missed;
+        if !a.approximate {
+            a.approximate = true;
+            note_approximate(id, why);
+        }
     }
 
     /// `trackinfo.key-table` was switched: without the table nothing per key can be counted.
@@ -615,7 +628,7 @@ impl State {
                 .map(|(id, _)| *id)
                 .collect();
             for id in unsure {
-                self.registry.get_mut(id).acct.approximate = true;
+                self.approximate(id, "an expiry of a key it was reading");
             }
         }
         let ids = self.table.invalidate(key);
@@ -635,8 +648,9 @@ impl State {
                 continue;
             }
             if s.flags.contains(Flags::NOLOOP) && id == current {
-                if unplaced {
+                if unplaced && !c.acct.approximate {
                     c.acct.approximate = true;
+                    note_approximate(id, "an expiry that NOLOOP may or may not skip");
                 }
                 continue;
             }
@@ -677,7 +691,7 @@ impl State {
         for id in late {
             // Written inside the server's before-sleep work: it may belong to this cycle's
             // messages or to the next one's.
-            self.registry.get_mut(id).acct.approximate = true;
+            self.approximate(id, "a BCAST write inside the server's before-sleep work");
         }
     }
 
@@ -748,7 +762,7 @@ impl State {
     /// The server's table totals disagree with the mirror: nothing counted is exact any more.
     pub fn mark_all_approximate(&mut self) {
         for id in self.tracking_ids() {
-            self.registry.get_mut(id).acct.approximate = true;
+            self.approximate(id, "the server's tracking table differs from the module's");
         }
     }
 
@@ -909,7 +923,7 @@ impl State {
         if !reads.is_empty() {
             self.remember(id, reads);
             // EXEC ran them, but the module cannot tell whether each did.
-            self.registry.get_mut(id).acct.approximate = true;
+            self.approximate(id, "reads inside EXEC");
         }
         self.registry.tidy(id);
     }
@@ -1058,6 +1072,12 @@ impl State {
         c.since_ms = -1;
         self.bcast_dirty = true;
     }
+}
+
+fn note_approximate(id: u64, why: &str) {
+    redis_module::logging::log_verbose(format!(
+        "trackinfo: client {id}: counters approximate from now on: {why}"
+    ));
 }
 
 /// The view CLIENT LIST allows: on/off, bcast, broken redirect and the redirect id.

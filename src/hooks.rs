@@ -189,6 +189,11 @@ pub struct State {
     /// (call() -> trackingRememberKeys), so a write or lazy expiry during it does not
     /// invalidate them; they enter the table at the next hook.
     after_command: Vec<(u64, Vec<Vec<u8>>)>,
+    /// Ids whose entries in the mirrored table may be wrong. Entries survive CLIENT TRACKING
+    /// OFF/ON in the server, so this outlives the per-period counters; a flush (which empties
+    /// both tables) clears it. `all_unsure`: every id's.
+    unsure: HashSet<u64>,
+    all_unsure: bool,
 }
 
 /// What the filter needs to know of the server's command table.
@@ -240,6 +245,8 @@ pub fn install(
         total_flushes: 0,
         dropped_items: 0,
         after_command: Vec::new(),
+        unsure: HashSet::new(),
+        all_unsure: false,
     };
     if exact {
         for &id in tracking {
@@ -372,6 +379,7 @@ pub fn on_command(cmd: &dyn Command) {
 pub fn on_disconnect(id: u64) {
     with_state(|st| {
         st.registry.remove(id);
+        st.unsure.remove(&id);
         st.bcast_dirty = true;
     });
 }
@@ -593,6 +601,7 @@ impl State {
 
     /// Marks `id`'s counters approximate, saying why in the server log (verbose level).
     fn approximate(&mut self, id: u64, why: &str) {
+        self.unsure.insert(id);
         let a = &mut self.registry.get_mut(id).acct;
         if !a.approximate {
             a.approximate = true;
@@ -726,6 +735,9 @@ impl State {
 
     fn flush(&mut self) {
         self.table.flush();
+        // Both tables are empty now: nothing the mirror held can be wrong any more.
+        self.unsure.clear();
+        self.all_unsure = false;
         let now = ffi::now_ms();
         let ids: Vec<u64> = self.tracking_ids();
         for id in ids {
@@ -746,7 +758,9 @@ impl State {
                 ..
             }) => {
                 let _ = s;
-                Some(acct.clone())
+                let mut a = acct.clone();
+                a.approximate |= self.all_unsure || self.unsure.contains(&id);
+                Some(a)
             }
             Some(_) => None,
         }
@@ -754,13 +768,17 @@ impl State {
 
     /// True when a client may hold table entries the module did not see (partial clients).
     pub fn table_at_risk(&self) -> bool {
-        self.registry
-            .iter()
-            .any(|(_, c)| matches!(c.mirror, Mirror::Partial) || c.acct.approximate)
+        self.all_unsure
+            || !self.unsure.is_empty()
+            || self
+                .registry
+                .iter()
+                .any(|(_, c)| matches!(c.mirror, Mirror::Partial) || c.acct.approximate)
     }
 
     /// The server's table totals disagree with the mirror: nothing counted is exact any more.
     pub fn mark_all_approximate(&mut self) {
+        self.all_unsure = true;
         for id in self.tracking_ids() {
             self.approximate(id, "the server's tracking table differs from the module's");
         }

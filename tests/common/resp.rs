@@ -320,6 +320,46 @@ pub fn split_raw(raw: &[u8]) -> Result<(&[u8], Vec<&[u8]>), String> {
     Ok((header, out))
 }
 
+/// The push frames written inside the aggregate `raw` (one complete frame), at any depth, in
+/// order: `parse` leaves them out of the aggregate's elements (Redis 7.0 can write a
+/// self-invalidation in the middle of an EXEC reply), and a test that counts invalidations
+/// needs them.
+pub fn nested_pushes(raw: &[u8]) -> Result<Vec<Resp>, String> {
+    fn walk(raw: &[u8], out: &mut Vec<Resp>) -> Result<usize, String> {
+        let eol = find_crlf(raw).ok_or("no CRLF in frame")?;
+        let kind = raw[0];
+        if !matches!(kind, b'*' | b'~' | b'>' | b'%' | b'|') {
+            let (_, used) = parse(raw)?.ok_or("truncated frame")?;
+            return Ok(used);
+        }
+        let n = parse_int(&raw[1..eol])?;
+        let count = if n < 0 {
+            0
+        } else if kind == b'%' || kind == b'|' {
+            2 * n as usize
+        } else {
+            n as usize
+        };
+        let mut pos = eol + 2;
+        let mut seen = 0;
+        while seen < count {
+            let child = raw.get(pos..).ok_or("truncated aggregate")?;
+            if child.first() == Some(&b'>') {
+                let (push, used) = parse(child)?.ok_or("truncated aggregate")?;
+                out.push(push);
+                pos += used;
+            } else {
+                pos += walk(child, out)?;
+                seen += 1;
+            }
+        }
+        Ok(pos)
+    }
+    let mut out = Vec::new();
+    walk(raw, &mut out)?;
+    Ok(out)
+}
+
 /// RESP encoding of a command: an array of bulk strings.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();

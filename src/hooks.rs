@@ -37,6 +37,10 @@ static CURRENT: AtomicU64 = AtomicU64::new(0);
 /// The client that makes the current write (signalModifiedKey's `c`), which BCAST NOLOOP compares
 /// with: the same as CURRENT, except inside a script, where it is the script's own client (0).
 static WRITER: AtomicU64 = AtomicU64::new(0);
+/// The running command (of a client the module keeps state for) is EXPIRE/PEXPIRE/EXPIREAT/
+/// PEXPIREAT: Valkey reports their immediate deletions as `expired`, made by the client, while
+/// a lazy expiry in the same command is made by nobody.
+static EXPIRE_COMMAND: AtomicBool = AtomicBool::new(false);
 /// A client the module keeps state for whose command may run others (a script, EXEC): the
 /// commands the filter then sees from fake clients are its inner commands.
 static SCRIPT_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -306,6 +310,7 @@ pub fn uninstall() {
     WRITER.store(0, Relaxed);
     SCRIPT_ROOT.store(0, Relaxed);
     GATE_READS.store(false, Relaxed);
+    EXPIRE_COMMAND.store(false, Relaxed);
 }
 
 /// Runs `f` on the state, if this thread has it and nobody is using it.
@@ -442,8 +447,15 @@ impl State {
         self.settle(id, flags);
         CURRENT.store(id, Relaxed);
         WRITER.store(id, Relaxed);
-        let runs_others = kind == Kind::Exec
-            || SCRIPT_COMMANDS.contains(&self.commands.full_name(cmd).as_slice());
+        let name = self.commands.full_name(cmd);
+        EXPIRE_COMMAND.store(
+            matches!(
+                name.as_slice(),
+                b"expire" | b"pexpire" | b"expireat" | b"pexpireat"
+            ),
+            Relaxed,
+        );
+        let runs_others = kind == Kind::Exec || SCRIPT_COMMANDS.contains(&name.as_slice());
         SCRIPT_ROOT.store(
             if runs_others && self.registry.contains(id) {
                 id
@@ -623,9 +635,13 @@ impl State {
         // (active expiry, current_client NULL): NOLOOP skips only the former.
         let unplaced = event == b"expired" || event == b"evicted";
         if !self.bcast.is_empty() {
-            // Expiry and eviction signal with no client (signalModifiedKey(NULL, ...)).
+            // Expiry and eviction signal with no client (signalModifiedKey(NULL, ...)), except an
+            // expire command's own deletion, which Valkey also reports as `expired`.
             let writer = if unplaced { 0 } else { WRITER.load(Relaxed) };
-            self.note_bcast_write(key, writer);
+            let unsure_writer = (unplaced && EXPIRE_COMMAND.load(Relaxed))
+                .then(|| WRITER.load(Relaxed))
+                .filter(|&w| w != 0);
+            self.note_bcast_write(key, writer, unsure_writer);
         }
         if unplaced {
             // An expiry inside the reading command comes before the server remembers the key;
@@ -683,9 +699,11 @@ impl State {
         self.bcast_dirty = false;
     }
 
-    fn note_bcast_write(&mut self, key: &[u8], writer: u64) {
+    /// `unsure_writer`: a client that may or may not be the writer (NOLOOP would skip it).
+    fn note_bcast_write(&mut self, key: &[u8], writer: u64, unsure_writer: Option<u64>) {
         let uncertain = IN_SLEEP_WINDOW.load(Relaxed);
         let mut late = Vec::new();
+        let mut unsure = Vec::new();
         for (id, prefixes) in &self.bcast {
             for p in prefixes.iter().filter(|p| key.starts_with(p)) {
                 self.batch
@@ -695,12 +713,21 @@ impl State {
                 if uncertain {
                     late.push(*id);
                 }
+                if unsure_writer == Some(*id) {
+                    unsure.push(*id);
+                }
             }
         }
         for id in late {
             // Written inside the server's before-sleep work: it may belong to this cycle's
             // messages or to the next one's.
             self.approximate(id, "a BCAST write inside the server's before-sleep work");
+        }
+        for id in unsure {
+            self.approximate(
+                id,
+                "an expiry its own expire command may or may not have made",
+            );
         }
     }
 

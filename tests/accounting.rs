@@ -8,11 +8,24 @@
 //! own `>` pushes; three are RESP2 and redirect to a subscribed connection of their own. Every
 //! message is read and counted.
 //!
+//! Two trackers (one of each kind) sometimes switch tracking on in BCAST mode, with one to three
+//! of the prefixes that partition the key space (`acct:a:`…`acct:d:`, with or without the last
+//! colon), sometimes with NOLOOP. The model batches each step's modified keys with their last
+//! writer, as the server does within one event-loop cycle, and sends each prefix's keys at the
+//! step's end (NOLOOP leaves out keys the client itself last wrote by a direct command; a
+//! script's writes or an expiry are not its own). Every key of a BCAST message is counted, and
+//! attributed to the one prefix it starts with: `prefix-stats` must match per prefix, and
+//! `tracked-keys` must be 0. Now and then a tracker and its subscriber are closed and reopened
+//! (new ids): `TRACKINFO.CLIENT <old id>` must answer `ERR No such client`. Sometimes a RESP2
+//! client with tracking on and no REDIRECT reads and writes: it must receive nothing, and say
+//! `delivery dropped`.
+//!
 //! Every 50 steps and at the end, once every receiver has been drained (PING, then read until
 //! PONG), each tracking client whose `TRACKINFO.CLIENT` says `counters exact` must have counted
 //! exactly the keys and the flushes that arrived since its tracking was switched on, and date the
 //! last one within the step that caused it. At the end every key is written once more, and what
-//! then arrives must equal the `tracked-keys` read just before. Clients that say `approximate`
+//! then arrives must equal the `tracked-keys` read just before, and (for non-BCAST clients whose
+//! counters are exact) the keys `TRACKINFO.KEYS <id> COUNT 0` listed just before. Clients that say `approximate`
 //! are not checked, but on Redis 7.2+ and Valkey at least half of all checks must find `exact`:
 //! MULTI and EVAL are rare, and the plain workload must be counted exactly. On Redis 7.0 the
 //! module cannot tell who sent a command: it must say `approximate`, with -1 counters.
@@ -44,8 +57,12 @@ use std::time::{Duration, Instant};
 use common::resp::nested_pushes;
 use common::{now_ms, servers, show_command, Conn, Resp, Server};
 
-/// Keys `acct:0` … `acct:19`: few, so that most writes invalidate someone.
+/// Keys `acct:a:0`, `acct:b:1`, … `acct:d:19`: few, so that most writes invalidate someone,
+/// in four groups that BCAST prefixes (`acct:a:` or `acct:a`, …) partition.
 const KEY_SPACE: usize = 20;
+const GROUPS: [char; 4] = ['a', 'b', 'c', 'd'];
+/// The trackers that may switch tracking on in BCAST mode (one RESP3, one redirecting).
+const BCAST_CAPABLE: [usize; 2] = [2, 5];
 const TRACKERS: usize = 6;
 const CHECK_EVERY: usize = 50;
 const DEFAULT_STEPS: usize = 5000;
@@ -84,7 +101,7 @@ const WRITE_THEN_READ: &str = "for _, k in ipairs(ARGV) do redis.call('set', k, 
      for _, k in ipairs(KEYS) do redis.call('get', k) end return 1";
 
 fn key(k: usize) -> String {
-    format!("acct:{k}")
+    format!("acct:{}:{k}", GROUPS[k % GROUPS.len()])
 }
 
 /// splitmix64: small, seedable, good enough to pick actions.
@@ -343,14 +360,37 @@ struct Tracking {
     /// This client ran MULTI/EXEC or EVAL since tracking was switched on: the module may have
     /// gone approximate for good reason.
     exotic: bool,
+    bcast: bool,
+    /// BCAST prefixes (non-overlapping).
+    prefixes: Vec<String>,
+    /// BCAST: keys sent per prefix since tracking was switched on.
+    prefix_keys: BTreeMap<String, u64>,
 }
 
 impl Tracking {
+    fn off() -> Tracking {
+        Tracking {
+            on: false,
+            mode: Mode::Default,
+            noloop: false,
+            caching: false,
+            epoch: Epoch::default(),
+            exotic: false,
+            bcast: false,
+            prefixes: Vec::new(),
+            prefix_keys: BTreeMap::new(),
+        }
+    }
+
     fn describe(&self) -> String {
         if !self.on {
             return "off".into();
         }
-        let mut s = self.mode.name().to_string();
+        let mut s = if self.bcast {
+            format!("bcast{:?}", self.prefixes)
+        } else {
+            self.mode.name().to_string()
+        };
         if self.noloop {
             s.push_str("+noloop");
         }
@@ -360,6 +400,7 @@ impl Tracking {
     /// as tracking.c trackingRememberKeys: OPTIN needs CACHING yes, OPTOUT skips on CACHING no.
     fn remembers(&self) -> bool {
         self.on
+            && !self.bcast
             && match self.mode {
                 Mode::Default => true,
                 Mode::Optin => self.caching,
@@ -380,6 +421,12 @@ struct Model {
     caused: BTreeMap<usize, (u64, u64)>,
     lazy_expiries: u64,
     active_expiries: u64,
+    /// BCAST: keys modified in the current event-loop cycle (one step), with their last
+    /// writer as tracking.c sees it: the tracker whose direct command wrote it, or None (the
+    /// writer, a script, an expiry).
+    pending: BTreeMap<usize, Option<usize>>,
+    /// A script is running: its writes are not the caller's own for BCAST NOLOOP.
+    in_script: bool,
 }
 
 impl Model {
@@ -387,20 +434,13 @@ impl Model {
         Model {
             db: BTreeMap::new(),
             table: BTreeMap::new(),
-            clients: (0..TRACKERS)
-                .map(|_| Tracking {
-                    on: false,
-                    mode: Mode::Default,
-                    noloop: false,
-                    caching: false,
-                    epoch: Epoch::default(),
-                    exotic: false,
-                })
-                .collect(),
+            clients: (0..TRACKERS).map(|_| Tracking::off()).collect(),
             step_start: 0,
             caused: BTreeMap::new(),
             lazy_expiries: 0,
             active_expiries: 0,
+            pending: BTreeMap::new(),
+            in_script: false,
         }
     }
 
@@ -409,8 +449,31 @@ impl Model {
         self.caused.clear();
     }
 
-    /// Closes the windows opened during this step.
+    /// Sends the BCAST messages of this step's cycle (as tracking.c
+    /// trackingBroadcastInvalidationMessages: per prefix, each modified key once, NOLOOP leaving
+    /// out keys whose last writer was the client itself), then closes the windows opened during
+    /// this step.
     fn end(&mut self, now: i64) {
+        let pending = std::mem::take(&mut self.pending);
+        for (c, st) in self.clients.iter_mut().enumerate() {
+            if !st.on || !st.bcast {
+                continue;
+            }
+            for p in &st.prefixes {
+                let n = pending
+                    .iter()
+                    .filter(|(k, w)| {
+                        key(**k).starts_with(p.as_str()) && !(st.noloop && **w == Some(c))
+                    })
+                    .count() as u64;
+                if n > 0 {
+                    st.epoch.keys += n;
+                    *st.prefix_keys.entry(p.clone()).or_default() += n;
+                    st.epoch.last = Some((self.step_start, i64::MAX));
+                    self.caused.entry(c).or_default().0 += n;
+                }
+            }
+        }
         for c in &mut self.clients {
             if let Some((start, i64::MAX)) = c.epoch.last {
                 c.epoch.last = Some((start, now));
@@ -442,15 +505,27 @@ impl Model {
             .collect()
     }
 
-    /// as tracking.c trackingInvalidateKey: every remembered client is sent the key unless it
-    /// is off, or NOLOOP and the current client; the entry goes whole either way.
-    fn invalidate(&mut self, k: usize, current: Option<usize>) {
+    /// The last writer BCAST NOLOOP compares with: the client of a direct command, not of a
+    /// script's.
+    fn direct(&self, current: Option<usize>) -> Option<usize> {
+        if self.in_script {
+            None
+        } else {
+            current
+        }
+    }
+
+    /// as tracking.c trackingInvalidateKey: the key is remembered for the BCAST messages with
+    /// its writer; every remembered client is sent the key unless it is off, BCAST, or NOLOOP
+    /// and the current client; the entry goes whole either way.
+    fn invalidate(&mut self, k: usize, current: Option<usize>, writer: Option<usize>) {
+        self.pending.insert(k, writer);
         let Some(holders) = self.table.remove(&k) else {
             return;
         };
         for c in holders {
             let st = &mut self.clients[c];
-            if !st.on || (st.noloop && current == Some(c)) {
+            if !st.on || st.bcast || (st.noloop && current == Some(c)) {
                 continue;
             }
             st.epoch.keys += 1;
@@ -479,7 +554,8 @@ impl Model {
             Some((_, Ttl::Due)) => {
                 self.db.remove(&k);
                 self.lazy_expiries += 1;
-                self.invalidate(k, current);
+                // deleteExpiredKeyAndPropagate: signalModifiedKey(NULL, ...).
+                self.invalidate(k, current, None);
                 None
             }
             Some((v, _)) => Some(*v),
@@ -500,7 +576,8 @@ impl Model {
 
     fn write(&mut self, k: usize, value: Value, ttl: Ttl, current: Option<usize>) {
         self.db.insert(k, (value, ttl));
-        self.invalidate(k, current);
+        let writer = self.direct(current);
+        self.invalidate(k, current, writer);
     }
 
     /// Runs `op` as a top-level command: afterwards a CACHING window is closed
@@ -561,7 +638,8 @@ impl Model {
                 for k in ks {
                     if self.lookup(*k, current).is_some() {
                         self.db.remove(k);
-                        self.invalidate(*k, current);
+                        let writer = self.direct(current);
+                        self.invalidate(*k, current, writer);
                         n += 1;
                     }
                 }
@@ -587,7 +665,8 @@ impl Model {
                 match op {
                     Op::ExpireNow(_) => {
                         self.db.remove(k);
-                        self.invalidate(*k, current);
+                        let writer = self.direct(current);
+                        self.invalidate(*k, current, writer);
                     }
                     // The walk waits until the deadline has passed before the next step.
                     Op::Pexpire(..) => self.write(*k, v, Ttl::Due, current),
@@ -604,7 +683,8 @@ impl Model {
                 let ttl = self.db.get(a).map_or(Ttl::None, |(_, t)| *t);
                 self.lookup(*b, current);
                 self.db.remove(a);
-                self.invalidate(*a, current);
+                let writer = self.direct(current);
+                self.invalidate(*a, current, writer);
                 self.write(*b, v, ttl, current);
                 Want::Ok
             }
@@ -617,6 +697,7 @@ impl Model {
                 writes,
                 writes_first,
             } => {
+                self.in_script = true;
                 if *writes_first {
                     self.eval_writes(writes, current);
                 }
@@ -627,6 +708,7 @@ impl Model {
                 if !writes_first {
                     self.eval_writes(writes, current);
                 }
+                self.in_script = false;
                 Want::Int(1)
             }
         }
@@ -659,10 +741,19 @@ struct Tracker {
     arrived: Arrived,
     /// The step that last switched tracking on from off.
     on_since: usize,
+    /// BCAST prefixes of the current (or last) epoch: keys are attributed to the one they
+    /// start with.
+    prefixes: Vec<String>,
+    /// BCAST: keys that arrived per prefix since tracking was last switched on from off.
+    prefix_arrived: BTreeMap<String, u64>,
+    /// The names of the keys that arrived since `received` was last cleared.
+    received: Vec<String>,
+    /// Keys that arrived in BCAST messages, over the whole walk (for the summary).
+    bcast_total: u64,
 }
 
 enum Message {
-    Keys(u64),
+    Keys(Vec<String>),
     Flush,
 }
 
@@ -695,7 +786,14 @@ fn message(frame: &Resp) -> Result<Option<Message>, String> {
             {
                 return Err(format!("invalidation of unexpected keys: {frame}"));
             }
-            Ok(Some(Message::Keys(keys.len() as u64)))
+            Ok(Some(Message::Keys(
+                keys.iter()
+                    .filter_map(|k| match k {
+                        Resp::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                        _ => None,
+                    })
+                    .collect(),
+            )))
         }
         _ => Err(format!("invalidation with an unexpected payload: {frame}")),
     }
@@ -732,13 +830,10 @@ impl Tracker {
     /// the server sends after anything already queued there.
     fn drain(&mut self) -> Result<(), String> {
         let mut got = Arrived::default();
-        let mut count = |m: Message| match m {
-            Message::Keys(n) => got.keys += n,
-            Message::Flush => got.flushes += 1,
-        };
+        let mut msgs = Vec::new();
         for p in std::mem::take(&mut self.conn.pushes) {
             match message(&p)? {
-                Some(m) => count(m),
+                Some(m) => msgs.push(m),
                 None => return Err(format!("unexpected frame {p}")),
             }
         }
@@ -753,9 +848,40 @@ impl Tracker {
                 break;
             }
             match message(&frame)? {
-                Some(m) => count(m),
+                Some(m) => msgs.push(m),
                 None => return Err(format!("unexpected frame while draining: {frame}")),
             }
+        }
+        for m in msgs {
+            let keys = match m {
+                Message::Flush => {
+                    got.flushes += 1;
+                    continue;
+                }
+                Message::Keys(keys) => keys,
+            };
+            got.keys += keys.len() as u64;
+            if !self.prefixes.is_empty() {
+                // One message per prefix, keys in byte order, each once.
+                let p = self
+                    .prefixes
+                    .iter()
+                    .find(|p| keys[0].starts_with(p.as_str()))
+                    .ok_or_else(|| {
+                        format!("BCAST message {keys:?} under none of {:?}", self.prefixes)
+                    })?;
+                if !keys.iter().all(|k| k.starts_with(p.as_str()))
+                    || !keys.windows(2).all(|w| w[0] < w[1])
+                {
+                    return Err(format!(
+                        "BCAST message {keys:?}: not the sorted keys of one prefix of {:?}",
+                        self.prefixes
+                    ));
+                }
+                *self.prefix_arrived.entry(p.clone()).or_default() += keys.len() as u64;
+                self.bcast_total += keys.len() as u64;
+            }
+            self.received.extend(keys);
         }
         self.arrived.keys += got.keys;
         self.arrived.flushes += got.flushes;
@@ -775,6 +901,8 @@ struct Accounting {
     invalidated_keys: i64,
     flush_invalidations: i64,
     last_invalidation: i64,
+    /// `prefix-stats`, entries with 0 left out.
+    prefix_stats: BTreeMap<String, i64>,
     counters: String,
     reply: String,
 }
@@ -830,11 +958,27 @@ fn parse_accounting(r: &Resp) -> Result<Accounting, String> {
         Some(Resp::Bulk(b)) => b == b"on",
         _ => return Err(format!("`flags` is not a list starting with on/off: {r}")),
     };
-    if value("prefix-stats").marker() != '*' {
-        return Err(format!(
-            "`prefix-stats` is not an array in RESP2: {}",
-            value("prefix-stats")
-        ));
+    let stats = value("prefix-stats");
+    let Some(flat) = stats.items().filter(|_| stats.marker() == '*') else {
+        return Err(format!("`prefix-stats` is not an array in RESP2: {stats}"));
+    };
+    if flat.len() % 2 != 0 {
+        return Err(format!("`prefix-stats` has an odd length: {stats}"));
+    }
+    let mut prefix_stats = BTreeMap::new();
+    for pair in flat.chunks(2) {
+        let (Resp::Bulk(p), Some(n)) = (&pair[0], pair[1].int()) else {
+            return Err(format!(
+                "`prefix-stats` is not prefix/integer pairs: {stats}"
+            ));
+        };
+        let p = String::from_utf8_lossy(p).into_owned();
+        if prefix_stats.contains_key(&p) {
+            return Err(format!("`prefix-stats` names {p:?} twice: {stats}"));
+        }
+        if n != 0 {
+            prefix_stats.insert(p, n);
+        }
     }
     Ok(Accounting {
         on,
@@ -845,6 +989,7 @@ fn parse_accounting(r: &Resp) -> Result<Accounting, String> {
         invalidated_keys: int("invalidated-keys")?,
         flush_invalidations: int("flush-invalidations")?,
         last_invalidation: int("last-invalidation")?,
+        prefix_stats,
         counters: text("counters")?,
         reply: r.to_string(),
     })
@@ -869,6 +1014,15 @@ impl From<String> for Failure {
 enum Who {
     Writer,
     Tracker(usize),
+    /// The RESP2 client with tracking on and no REDIRECT, whose messages the server drops.
+    Dropped,
+}
+
+/// A RESP2 connection with tracking on and no REDIRECT: the server discards its invalidations,
+/// and the module must say `delivery dropped`.
+struct Dropped {
+    conn: Conn,
+    id: i64,
 }
 
 #[derive(Default)]
@@ -884,6 +1038,13 @@ struct Stats {
     /// on, and the first of them.
     plain_approximate: usize,
     first_plain_approximate: Option<String>,
+    /// Checks of BCAST clients: exact, approximate.
+    bcast_checks: (usize, usize),
+    /// Reconnected trackers; checks of the RESP2 client without redirect.
+    reconnects: usize,
+    dropped_checks: usize,
+    /// TRACKINFO.KEYS listings compared with the final writes' invalidations.
+    keys_listings: usize,
 }
 
 struct Walk<'s> {
@@ -902,6 +1063,9 @@ struct Walk<'s> {
     mismatches: Vec<(String, usize, String)>,
     /// Every step, when `TRACKINFO_FUZZ_LOG` names a file.
     full_log: Option<std::fs::File>,
+    dropped: Option<Dropped>,
+    /// BCAST keys that arrived at trackers since closed.
+    closed_bcast_keys: u64,
 }
 
 fn short(r: &Resp) -> String {
@@ -911,6 +1075,38 @@ fn short(r: &Resp) -> String {
     } else {
         s
     }
+}
+
+/// Tracker `i`'s connections, tracking off: trackers 0-2 are RESP3, 3-5 RESP2 with a
+/// subscribed connection of their own to redirect to.
+fn open_tracker(server: &Server, i: usize) -> Result<Tracker, String> {
+    let resp3 = i < TRACKERS / 2;
+    let (sink, sink_id) = if resp3 {
+        (None, 0)
+    } else {
+        let mut sink = server.conn_proto(2);
+        let sink_id = sink.client_id();
+        sink.send(&["SUBSCRIBE", CHANNEL]);
+        let r = read_reply(&mut sink)?;
+        if !matches!(r.items(), Some([Resp::Bulk(b), ..]) if b == b"subscribe") {
+            return Err(format!("SUBSCRIBE {CHANNEL} answered {r}"));
+        }
+        (Some(sink), sink_id)
+    };
+    let mut conn = server.conn_proto(if resp3 { 3 } else { 2 });
+    let id = conn.client_id();
+    Ok(Tracker {
+        conn,
+        id,
+        sink,
+        sink_id,
+        arrived: Arrived::default(),
+        on_since: 0,
+        prefixes: Vec::new(),
+        prefix_arrived: BTreeMap::new(),
+        received: Vec::new(),
+        bcast_total: 0,
+    })
 }
 
 impl<'s> Walk<'s> {
@@ -923,29 +1119,7 @@ impl<'s> Walk<'s> {
         let writer = server.conn_proto(2);
         let mut trackers = Vec::new();
         for i in 0..TRACKERS {
-            let resp3 = i < TRACKERS / 2;
-            let (sink, sink_id) = if resp3 {
-                (None, 0)
-            } else {
-                let mut sink = server.conn_proto(2);
-                let sink_id = sink.client_id();
-                sink.send(&["SUBSCRIBE", CHANNEL]);
-                let r = read_reply(&mut sink)?;
-                if !matches!(r.items(), Some([Resp::Bulk(b), ..]) if b == b"subscribe") {
-                    return Err(format!("SUBSCRIBE {CHANNEL} answered {r}"));
-                }
-                (Some(sink), sink_id)
-            };
-            let mut conn = server.conn_proto(if resp3 { 3 } else { 2 });
-            let id = conn.client_id();
-            trackers.push(Tracker {
-                conn,
-                id,
-                sink,
-                sink_id,
-                arrived: Arrived::default(),
-                on_since: 0,
-            });
+            trackers.push(open_tracker(server, i)?);
         }
         let mut walk = Walk {
             server,
@@ -961,6 +1135,8 @@ impl<'s> Walk<'s> {
             keep_going,
             mismatches: Vec::new(),
             full_log: full_log(server),
+            dropped: None,
+            closed_bcast_keys: 0,
         };
         for i in 0..TRACKERS {
             walk.tracking_on(i).map_err(|f| match f {
@@ -983,6 +1159,7 @@ impl<'s> Walk<'s> {
     fn label(&self, who: Who) -> String {
         match who {
             Who::Writer => "writer".into(),
+            Who::Dropped => format!("dropped(id={})", self.dropped.as_ref().map_or(-1, |d| d.id)),
             Who::Tracker(i) => {
                 let t = &self.trackers[i];
                 format!(
@@ -999,6 +1176,13 @@ impl<'s> Walk<'s> {
         match who {
             Who::Writer => &mut self.writer,
             Who::Tracker(i) => &mut self.trackers[i].conn,
+            Who::Dropped => {
+                &mut self
+                    .dropped
+                    .as_mut()
+                    .expect("the dropped-delivery client is open")
+                    .conn
+            }
         }
     }
 
@@ -1122,6 +1306,7 @@ impl<'s> Walk<'s> {
         let current = match who {
             Who::Writer => None,
             Who::Tracker(i) => Some(i),
+            Who::Dropped => None,
         };
         if let (Some(c), Op::Set(..) | Op::Mset(..) | Op::Del(..) | Op::Incr(..)) = (current, op) {
             if self.model.clients[c].noloop {
@@ -1148,6 +1333,8 @@ impl<'s> Walk<'s> {
             955..=959 => self.multi(),
             960..=964 => self.eval(),
             965..=974 => self.active_expiry(),
+            975..=977 => self.dropped_step(),
+            978..=981 => self.reconnect(),
             _ => self.tracker_read(),
         }
     }
@@ -1204,7 +1391,8 @@ impl<'s> Walk<'s> {
 
     fn switch(&mut self) -> Result<(), Failure> {
         let i = self.rng.below(TRACKERS);
-        if self.model.clients[i].on && self.rng.chance(40) {
+        // A BCAST client cannot switch ON again without BCAST: it goes off instead.
+        if self.model.clients[i].on && (self.model.clients[i].bcast || self.rng.chance(40)) {
             self.kind("tracking off");
             self.model.begin(now_ms());
             let st = &mut self.model.clients[i];
@@ -1213,6 +1401,8 @@ impl<'s> Walk<'s> {
             st.mode = Mode::Default;
             st.noloop = false;
             st.caching = false;
+            st.bcast = false;
+            st.prefixes.clear();
             self.run(
                 Who::Tracker(i),
                 vec![(argv(&["CLIENT", "TRACKING", "OFF"]), Want::Ok)],
@@ -1235,6 +1425,19 @@ impl<'s> Walk<'s> {
             _ => old,
         };
         let noloop = self.rng.chance(30);
+        let bcast = !was_on && BCAST_CAPABLE.contains(&i) && self.rng.chance(40);
+        let mut prefixes = Vec::new();
+        if bcast {
+            let mut groups: Vec<char> = GROUPS.to_vec();
+            for _ in 0..1 + self.rng.below(3) {
+                let g = groups.remove(self.rng.below(groups.len()));
+                prefixes.push(if self.rng.chance(50) {
+                    format!("acct:{g}:")
+                } else {
+                    format!("acct:{g}")
+                });
+            }
+        }
         if was_on {
             self.kind("tracking on again");
         } else {
@@ -1243,7 +1446,10 @@ impl<'s> Walk<'s> {
             self.check_arrivals(i, "before tracking is switched on again")?;
             self.trackers[i].arrived = Arrived::default();
             self.trackers[i].on_since = self.step;
+            self.trackers[i].prefixes = prefixes.clone();
+            self.trackers[i].prefix_arrived.clear();
             self.model.clients[i].epoch = Epoch::default();
+            self.model.clients[i].prefix_keys.clear();
             self.model.clients[i].exotic = false;
             self.model.after_command(Some(i));
         }
@@ -1252,10 +1458,18 @@ impl<'s> Walk<'s> {
             cmd.push("REDIRECT".into());
             cmd.push(self.trackers[i].sink_id.to_string());
         }
+        let mode = if bcast { Mode::Default } else { mode };
         match mode {
             Mode::Default => {}
             Mode::Optin => cmd.push("OPTIN".into()),
             Mode::Optout => cmd.push("OPTOUT".into()),
+        }
+        if bcast {
+            cmd.push("BCAST".into());
+            for p in &prefixes {
+                cmd.push("PREFIX".into());
+                cmd.push(p.clone());
+            }
         }
         if noloop {
             cmd.push("NOLOOP".into());
@@ -1265,7 +1479,114 @@ impl<'s> Walk<'s> {
         st.on = true;
         st.mode = mode;
         st.noloop = noloop;
+        if !was_on {
+            st.bcast = bcast;
+            st.prefixes = prefixes;
+        }
         self.run(Who::Tracker(i), vec![(cmd, Want::Ok)])
+    }
+
+    /// Opens the RESP2 client without REDIRECT (tracking on), or lets it read or write, or
+    /// closes it.
+    fn dropped_step(&mut self) -> Result<(), Failure> {
+        if self.dropped.is_none() {
+            self.kind("dropped-delivery client opened");
+            let mut conn = self.server.conn_proto(2);
+            let id = conn.client_id();
+            self.dropped = Some(Dropped { conn, id });
+            let mut cmd = argv(&["CLIENT", "TRACKING", "ON"]);
+            if self.rng.chance(30) {
+                cmd.push("NOLOOP".into());
+            }
+            self.model.begin(now_ms());
+            return self.run(Who::Dropped, vec![(cmd, Want::Ok)]);
+        }
+        if self.rng.chance(35) {
+            self.kind("dropped-delivery client closed");
+            self.check_dropped_silent()?;
+            if let Some(d) = self.dropped.take() {
+                drop(d.conn);
+                self.server.wait_client_gone(&mut self.observer, d.id);
+                self.log(format!(
+                    "step {}: dropped-delivery client id {} closed",
+                    self.step, d.id
+                ));
+            }
+            return Ok(());
+        }
+        self.kind("dropped-delivery client command");
+        self.model.begin(now_ms());
+        let op = if self.rng.chance(70) {
+            self.read_op()
+        } else {
+            self.write_op(false)
+        };
+        let mut cmds = Vec::new();
+        self.push_op(Who::Dropped, &op, &mut cmds);
+        self.run(Who::Dropped, cmds)
+    }
+
+    /// The RESP2 client without REDIRECT receives nothing: a PING's answer is the next frame.
+    fn check_dropped_silent(&mut self) -> Result<(), Failure> {
+        let Some(d) = self.dropped.as_mut() else {
+            return Ok(());
+        };
+        if !d.conn.pushes.is_empty() {
+            return Err(Failure::Harness(format!(
+                "the RESP2 client without REDIRECT (id {}) received {:?}",
+                d.id, d.conn.pushes
+            )));
+        }
+        d.conn.send(&["PING"]);
+        let (frame, _) = d.conn.try_read_frame()?;
+        if !is_pong(&frame) {
+            return Err(Failure::Harness(format!(
+                "the RESP2 client without REDIRECT (id {}) received {frame} before the answer to PING",
+                d.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Closes tracker `i` (and its subscriber) and opens a new one in its place: the module
+    /// must forget the old id.
+    fn reconnect(&mut self) -> Result<(), Failure> {
+        self.kind("reconnect");
+        let i = self.rng.below(TRACKERS);
+        self.trackers[i].drain()?;
+        self.check_arrivals(i, "before the tracker is closed")?;
+        let new = open_tracker(self.server, i)?;
+        let old = std::mem::replace(&mut self.trackers[i], new);
+        self.closed_bcast_keys += old.bcast_total;
+        let (old_id, old_sink_id) = (old.id, old.sink_id);
+        let Tracker { conn, sink, .. } = old;
+        drop(conn);
+        self.server.wait_client_gone(&mut self.observer, old_id);
+        if let Some(sink) = sink {
+            drop(sink);
+            self.server
+                .wait_client_gone(&mut self.observer, old_sink_id);
+        }
+        // The server's table keeps the old id until the keys are written, but sends it nothing.
+        self.model.clients[i] = Tracking::off();
+        for holders in self.model.table.values_mut() {
+            holders.remove(&i);
+        }
+        let line = format!(
+            "step {}: t{i} (id {old_id}) closed, reopened as id {}",
+            self.step, self.trackers[i].id
+        );
+        self.log(line);
+        self.stats.reconnects += 1;
+        let r = self
+            .observer
+            .cmd(&["TRACKINFO.CLIENT", &old_id.to_string()]);
+        if !(r.is_error() && r.to_string().contains("No such client")) {
+            self.mismatch(format!(
+                "reconnect: t{i}'s old connection (id {old_id}) is gone, but TRACKINFO.CLIENT {old_id} answers {r}, expected ERR No such client"
+            ))?;
+        }
+        self.tracking_on(i)
     }
 
     fn multi(&mut self) -> Result<(), Failure> {
@@ -1344,7 +1665,7 @@ impl<'s> Walk<'s> {
         self.observer.ok(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
         for k in &due {
             self.model.db.remove(k);
-            self.model.invalidate(*k, None);
+            self.model.invalidate(*k, None, None);
         }
         self.model.active_expiries += due.len() as u64;
         self.model.end(now_ms());
@@ -1457,6 +1778,25 @@ impl<'s> Walk<'s> {
             };
             out.push(found);
         }
+        if let Some(id) = self.dropped.as_ref().map(|d| d.id) {
+            self.check_dropped_silent()?;
+            self.stats.dropped_checks += 1;
+            let r = self.observer.cmd(&["TRACKINFO.CLIENT", &id.to_string()]);
+            if let Some(f) = self.full_log.as_mut() {
+                let _ = writeln!(f, "  {when}: dropped-delivery client {r}");
+            }
+            match parse_accounting(&r) {
+                Ok(a) if a.on && a.delivery == "dropped" && a.id == id => {}
+                Ok(a) => self.mismatch(format!(
+                    "{when}: the RESP2 client with tracking on and no REDIRECT (id {id}), whose invalidations the server discards, has id {} tracking {} and delivery {}, expected {id}, on and dropped\n  module reply: {}",
+                    a.id,
+                    if a.on { "on" } else { "off" },
+                    a.delivery,
+                    a.reply
+                ))?,
+                Err(e) => self.mismatch(format!("{when}: TRACKINFO.CLIENT {id}: {e}"))?,
+            }
+        }
         Ok(out)
     }
 
@@ -1465,8 +1805,20 @@ impl<'s> Walk<'s> {
     fn judge(&mut self, i: usize, a: &Accounting) -> Vec<String> {
         let t = &self.trackers[i];
         let (tid, redirects, arrived) = (t.id, t.sink.is_some(), t.arrived);
+        let prefix_arrived: BTreeMap<String, i64> = t
+            .prefix_arrived
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(p, n)| (p.clone(), *n as i64))
+            .collect();
         let st = self.model.clients[i].clone();
-        let tracked_keys = self.model.tracked_keys(i);
+        // The server's table may still hold keys a BCAST client read before, but it sends
+        // them nothing: the module counts none.
+        let tracked_keys = if st.bcast && st.on {
+            0
+        } else {
+            self.model.tracked_keys(i)
+        };
         let who = format!(
             "t{i} (id {tid}, {}, {})",
             if redirects {
@@ -1477,7 +1829,11 @@ impl<'s> Walk<'s> {
             st.describe()
         );
         let mut bad = Vec::new();
-        let key_names = self.model.tracked_key_names(i);
+        let key_names = if st.bcast {
+            Vec::new()
+        } else {
+            self.model.tracked_key_names(i)
+        };
         if a.id != tid {
             bad.push(format!("{who}: id is {}", a.id));
         }
@@ -1501,6 +1857,13 @@ impl<'s> Walk<'s> {
             a.flush_invalidations,
             a.last_invalidation,
         ];
+        if st.bcast {
+            if a.exact() {
+                self.stats.bcast_checks.0 += 1;
+            } else {
+                self.stats.bcast_checks.1 += 1;
+            }
+        }
         match a.counters.as_str() {
             "exact" => self.stats.exact += 1,
             "approximate" => self.stats.approximate += 1,
@@ -1565,6 +1928,12 @@ impl<'s> Walk<'s> {
             tracked_keys,
             "but the model's tracking table holds for it",
         );
+        if a.prefix_stats != prefix_arrived {
+            bad.push(format!(
+                "{who}: prefix-stats is {:?}, but the keys that arrived per prefix since tracking was switched on are {prefix_arrived:?} (counters exact; entries with 0 left out)",
+                a.prefix_stats
+            ));
+        }
         if a.tracked_keys != tracked_keys as i64 {
             // TRACKINFO.KEYS is not under test here; it shows which keys the module lost or added.
             let listed = self
@@ -1630,6 +1999,32 @@ impl<'s> Walk<'s> {
         let before = self.checkpoint("before the final writes")?;
         let arrived: Vec<Arrived> = self.trackers.iter().map(|t| t.arrived).collect();
         let tracked: Vec<u64> = (0..TRACKERS).map(|i| self.model.tracked_keys(i)).collect();
+        // TRACKINFO.KEYS of every non-BCAST client whose counters are exact: the keys whose
+        // next write invalidates it.
+        let mut listed: Vec<Option<(Resp, Vec<String>)>> = Vec::new();
+        for (i, a) in before.iter().enumerate() {
+            self.trackers[i].received.clear();
+            let exact = a.as_ref().is_some_and(Accounting::exact);
+            if !exact || self.model.clients[i].bcast {
+                listed.push(None);
+                continue;
+            }
+            let id = self.trackers[i].id.to_string();
+            let r = self.observer.cmd(&["TRACKINFO.KEYS", &id, "COUNT", "0"]);
+            let names: Option<Vec<String>> = r
+                .items()
+                .filter(|_| r.marker() == '*')
+                .and_then(|items| items.iter().map(Resp::text).collect());
+            match names {
+                Some(names) => listed.push(Some((r, names))),
+                None => {
+                    self.mismatch(format!(
+                        "before the final writes: TRACKINFO.KEYS {id} COUNT 0 (counters exact) answered {r}, not an array of keys"
+                    ))?;
+                    listed.push(None);
+                }
+            }
+        }
         self.step += 1;
         self.kind("final writes");
         self.model.begin(now_ms());
@@ -1642,6 +2037,29 @@ impl<'s> Walk<'s> {
         for i in 0..TRACKERS {
             let got = self.trackers[i].arrived.keys - arrived[i].keys;
             self.stats.end_tracked_keys += got;
+            if let Some((r, names)) = listed[i].take() {
+                self.stats.keys_listings += 1;
+                let id = self.trackers[i].id;
+                let received: BTreeSet<&String> = self.trackers[i].received.iter().collect();
+                let listed_set: BTreeSet<&String> = names.iter().collect();
+                if listed_set != received {
+                    self.mismatch(format!(
+                        "final writes: t{i} (id {id}): TRACKINFO.KEYS {id} COUNT 0 listed {:?} just before (counters exact), but writing every key invalidated {:?} for it\n  missing from the listing: {:?}\n  listed but not invalidated: {:?}\n  module reply: {r}",
+                        names,
+                        received,
+                        received.difference(&listed_set).collect::<Vec<_>>(),
+                        listed_set.difference(&received).collect::<Vec<_>>(),
+                    ))?;
+                } else if !names.windows(2).all(|w| w[0] < w[1]) {
+                    self.mismatch(format!(
+                        "final writes: t{i} (id {id}): TRACKINFO.KEYS {id} COUNT 0 is not in byte order or repeats a key: {r}"
+                    ))?;
+                }
+            }
+            if self.model.clients[i].bcast {
+                // Checked against the model by the checkpoint after the final writes.
+                continue;
+            }
             if got != tracked[i] {
                 return Err(Failure::Harness(format!(
                     "final writes: t{i} received {got} invalidations; the model's table holds {} keys for it",
@@ -1794,6 +2212,12 @@ fn walk(server: &Server, seed: u64, steps: usize, keep_going: bool) -> Result<()
             )))
         }
     }
+    let bcast_keys: Vec<u64> = w
+        .trackers
+        .iter()
+        .map(|t| t.bcast_total)
+        .chain([w.closed_bcast_keys])
+        .collect();
     for t in &w.trackers {
         w.stats.arrived_keys += t.arrived.keys;
         w.stats.arrived_flushes += t.arrived.flushes;
@@ -1806,7 +2230,7 @@ fn walk(server: &Server, seed: u64, steps: usize, keep_going: bool) -> Result<()
         s.exact as f64 / checks as f64
     };
     println!(
-        "{}: {checks} checks, {} exact ({:.0}%), {} approximate ({} after only plain steps; first: {}), in {:.1?}; steps {:?}; lazy expiries {}, active {}; final tracked keys {}; tracker writes under NOLOOP {}",
+        "{}: {checks} checks, {} exact ({:.0}%), {} approximate ({} after only plain steps; first: {}), in {:.1?}; steps {:?}; lazy expiries {}, active {}; final tracked keys {}; tracker writes under NOLOOP {}; BCAST checks {} exact {} approximate, BCAST keys arrived {:?}; reconnects {}; dropped-delivery checks {}; TRACKINFO.KEYS listings compared {}",
         server.info,
         s.exact,
         100.0 * share,
@@ -1819,6 +2243,12 @@ fn walk(server: &Server, seed: u64, steps: usize, keep_going: bool) -> Result<()
         w.model.active_expiries,
         s.end_tracked_keys,
         s.own_noloop_skips,
+        s.bcast_checks.0,
+        s.bcast_checks.1,
+        bcast_keys,
+        s.reconnects,
+        s.dropped_checks,
+        s.keys_listings,
     );
     let mut out = String::new();
     if !w.mismatches.is_empty() {
@@ -1857,7 +2287,7 @@ fn pushes_written_inside_an_exec_reply_are_found() {
     let raw = b"*3\r\n+OK\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\nacct:1\r\n*1\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n:1\r\n:2\r\n";
     let pushes = nested_pushes(raw).unwrap();
     assert_eq!(pushes.len(), 2, "{pushes:?}");
-    assert!(matches!(message(&pushes[0]), Ok(Some(Message::Keys(1)))));
+    assert!(matches!(message(&pushes[0]), Ok(Some(Message::Keys(k))) if k == ["acct:1"]));
     assert!(matches!(message(&pushes[1]), Ok(Some(Message::Flush))));
     let (frame, used) = common::resp::parse(raw).unwrap().unwrap();
     assert_eq!(used, raw.len());

@@ -506,7 +506,7 @@ impl State {
                     self.start(id, &[], true);
                 }
             }
-            Kind::Other => self.note_read(cmd, id, flags),
+            Kind::Other => self.note_read(cmd, &name, id, flags),
         }
         if ends_caching && self.registry.contains(id) {
             self.registry.get_mut(id).caching_end = true;
@@ -546,12 +546,13 @@ impl State {
             return;
         }
         // Executed now, whatever the root's MULTI flag says during EXEC.
-        self.note_read(cmd, root, ClientFlags::default());
+        let name = self.commands.full_name(cmd);
+        self.note_read(cmd, &name, root, ClientFlags::default());
     }
 
     /// A command from a client the module keeps state for: if the server will remember its
     /// keys (tracking.c trackingRememberKeys), remember them too.
-    fn note_read(&mut self, cmd: &dyn Command, id: u64, flags: ClientFlags) {
+    fn note_read(&mut self, cmd: &dyn Command, name: &[u8], id: u64, flags: ClientFlags) {
         let Some(Client {
             mirror: Mirror::Exact(s),
             ..
@@ -562,8 +563,7 @@ impl State {
         if !s.is_on() && !flags.multi {
             return;
         }
-        let name = self.commands.full_name(cmd);
-        if !self.commands.remembers_keys(&name) {
+        if !self.commands.remembers_keys(name) {
             return;
         }
         let Some(positions) = cmd.key_positions() else {

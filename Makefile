@@ -12,6 +12,8 @@ TRACKINFO_SERVERS ?= $(REDIS7):$(REDIS8):$(VALKEY8)
 export TRACKINFO_SERVERS
 
 MODULE_DEBUG   := $(CURDIR)/target/debug/libtrackinfo.so
+# A build that can be told to panic (feature panic-injection), for tests/panics.rs.
+MODULE_PANIC   := $(CURDIR)/target/panic/debug/libtrackinfo.so
 MODULE_RELEASE := $(CURDIR)/target/release/libtrackinfo.so
 
 # make run: which server binary, and the fixed port it listens on.
@@ -74,7 +76,9 @@ unit:
 	cargo test --lib
 
 integration: build servers
-	TRACKINFO_MODULE=$(MODULE_DEBUG) cargo test --test '*' -- --test-threads=2
+	cargo build --features panic-injection --target-dir target/panic
+	TRACKINFO_MODULE=$(MODULE_DEBUG) TRACKINFO_PANIC_MODULE=$(MODULE_PANIC) \
+	  cargo test --test '*' -- --test-threads=2
 
 test: deps lint unit integration
 

@@ -353,6 +353,10 @@ pub fn on_command(cmd: &dyn Command) {
         // The previous command has run: its reads are remembered now.
         with_state(State::apply_reads);
     }
+    #[cfg(feature = "panic-injection")]
+    if cmd.arg(0).eq_ignore_ascii_case(b"trackinfo-test-panic") {
+        panic!("injected panic in the command filter");
+    }
     let kind = kind(cmd.arg(0));
     if kind != Kind::Client && !GATE_PENDING.load(Relaxed) {
         if !GATE_CLIENTS.load(Relaxed) {
@@ -408,6 +412,10 @@ pub fn on_after_sleep() {
 /// A keyspace notification: the key was modified, so the server invalidated it
 /// (tracking.c trackingInvalidateKey, called from signalModifiedKey).
 pub fn on_keyspace(event: &[u8], key: &[u8]) {
+    #[cfg(feature = "panic-injection")]
+    if key == b"trackinfo:test-panic" {
+        panic!("injected panic in a keyspace event");
+    }
     if !GATE_KEYS.load(Relaxed) {
         return;
     }

@@ -23,6 +23,10 @@ pub fn client(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
+    #[cfg(feature = "panic-injection")]
+    if args[1].as_slice() == b"test-panic" {
+        panic!("injected panic in a command");
+    }
     let id = parse_i64(args[1].as_slice()).ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?;
     let id = u64::try_from(id).map_err(|_| RedisError::Str(errors::NO_SUCH_CLIENT))?;
     let v = view_of(ctx, id)?;

@@ -54,6 +54,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use common::fuzz::{seed, steps, Rng};
 use common::resp::nested_pushes;
 use common::{now_ms, servers, show_command, Conn, Resp, Server};
 
@@ -65,7 +66,6 @@ const GROUPS: [char; 4] = ['a', 'b', 'c', 'd'];
 const BCAST_CAPABLE: [usize; 2] = [2, 5];
 const TRACKERS: usize = 6;
 const CHECK_EVERY: usize = 50;
-const DEFAULT_STEPS: usize = 5000;
 const HISTORY: usize = 20;
 /// On Redis 7.2+ and Valkey, at least this share of the checks must find `counters exact`.
 const MIN_EXACT_SHARE: f64 = 0.5;
@@ -102,39 +102,6 @@ const WRITE_THEN_READ: &str = "for _, k in ipairs(ARGV) do redis.call('set', k, 
 
 fn key(k: usize) -> String {
     format!("acct:{}:{k}", GROUPS[k % GROUPS.len()])
-}
-
-/// splitmix64: small, seedable, good enough to pick actions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    /// `n` different keys.
-    fn keys(&mut self, n: usize) -> Vec<usize> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let k = self.below(KEY_SPACE);
-            if !out.contains(&k) {
-                out.push(k);
-            }
-        }
-        out
-    }
 }
 
 // ---- what the walk sends ----
@@ -1241,11 +1208,11 @@ impl<'s> Walk<'s> {
             0 => Op::Get(self.rng.below(KEY_SPACE)),
             1 => {
                 let n = 2 + self.rng.below(2);
-                Op::Mget(self.rng.keys(n))
+                Op::Mget(self.rng.distinct(n, KEY_SPACE))
             }
             2 => {
                 let n = 1 + self.rng.below(2);
-                Op::Exists(self.rng.keys(n))
+                Op::Exists(self.rng.distinct(n, KEY_SPACE))
             }
             _ => Op::Strlen(self.rng.below(KEY_SPACE)),
         }
@@ -1257,7 +1224,7 @@ impl<'s> Walk<'s> {
             0..=29 => Op::Set(k, Value::Int(self.rng.below(100) as i64)),
             30..=34 => Op::Set(k, Value::Text),
             35..=44 => {
-                let ks = self.rng.keys(2);
+                let ks = self.rng.distinct(2, KEY_SPACE);
                 Op::Mset(
                     ks.into_iter()
                         .map(|k| (k, Value::Int(self.rng.below(100) as i64)))
@@ -1266,14 +1233,14 @@ impl<'s> Walk<'s> {
             }
             45..=59 => {
                 let n = 1 + self.rng.below(2);
-                Op::Del(self.rng.keys(n))
+                Op::Del(self.rng.distinct(n, KEY_SPACE))
             }
             60..=74 => Op::Incr(k),
             75..=80 if may_pexpire => Op::Pexpire(k, 1 + self.rng.below(3) as i64),
             75..=84 => Op::ExpireNow(k),
             85..=89 => Op::ExpireFar(k),
             _ => {
-                let ks = self.rng.keys(2);
+                let ks = self.rng.distinct(2, KEY_SPACE);
                 Op::Rename(ks[0], ks[1])
             }
         }
@@ -1619,12 +1586,12 @@ impl<'s> Walk<'s> {
         self.model.exotic_step(i);
         let due = self.model.due();
         let n = 1 + self.rng.below(2);
-        let mut reads = self.rng.keys(n);
+        let mut reads = self.rng.distinct(n, KEY_SPACE);
         if reads.len() > 1 && reads.iter().any(|k| due.contains(k)) {
             reads.truncate(1);
         }
         let n = self.rng.below(2);
-        let writes = self.rng.keys(n);
+        let writes = self.rng.distinct(n, KEY_SPACE);
         let op = Op::Eval {
             reads,
             writes,
@@ -2138,27 +2105,6 @@ fn full_log(server: &Server) -> Option<std::fs::File> {
 
 fn argv(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| p.to_string()).collect()
-}
-
-fn seed() -> u64 {
-    match std::env::var("TRACKINFO_FUZZ_SEED") {
-        Ok(s) if !s.is_empty() => s
-            .parse()
-            .unwrap_or_else(|_| panic!("TRACKINFO_FUZZ_SEED={s} is not a u64")),
-        _ => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    }
-}
-
-fn steps() -> usize {
-    match std::env::var("TRACKINFO_FUZZ_STEPS") {
-        Ok(s) if !s.is_empty() => s
-            .parse()
-            .unwrap_or_else(|_| panic!("TRACKINFO_FUZZ_STEPS={s} is not a number")),
-        _ => DEFAULT_STEPS,
-    }
 }
 
 /// The kind of a mismatch: its first line without the client's description in parentheses,

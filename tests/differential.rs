@@ -14,6 +14,7 @@ mod common;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
+use common::fuzz::{seed, steps, Rng};
 use common::mirror::{compare, Expect, Fields};
 use common::resp::split_raw;
 use common::{servers, show_command, Conn, Resp, Server};
@@ -30,7 +31,6 @@ const OVERLAPPING: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"bc", b"c"];
 const LONE: [&[u8]; 3] = [b"q", b"r", b"s\0t"];
 const POOL_SIZE: usize = 6;
 const HISTORY: usize = 20;
-const DEFAULT_STEPS: usize = 5000;
 /// The user that may not run CLIENT TRACKING.
 const LIMITED_USER: &str = "limited";
 
@@ -46,31 +46,6 @@ fn may_answer_twice(c: &Cmd) -> bool {
         .filter(|a| a.eq_ignore_ascii_case(b"PREFIX"))
         .count()
         >= 2
-}
-
-/// splitmix64: small, seedable, good enough to pick actions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
 }
 
 /// Extra checks on a step's replies, beyond the after-step comparison.
@@ -774,27 +749,6 @@ impl<'s> Fuzz<'s> {
             history.join("\n"),
             self.server.log_tail(10)
         )
-    }
-}
-
-fn seed() -> u64 {
-    match std::env::var("TRACKINFO_FUZZ_SEED") {
-        Ok(s) if !s.is_empty() => s
-            .parse()
-            .unwrap_or_else(|_| panic!("TRACKINFO_FUZZ_SEED={s} is not a u64")),
-        _ => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    }
-}
-
-fn steps() -> usize {
-    match std::env::var("TRACKINFO_FUZZ_STEPS") {
-        Ok(s) if !s.is_empty() => s
-            .parse()
-            .unwrap_or_else(|_| panic!("TRACKINFO_FUZZ_STEPS={s} is not a number")),
-        _ => DEFAULT_STEPS,
     }
 }
 

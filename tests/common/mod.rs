@@ -170,10 +170,16 @@ pub struct Server {
 impl Server {
     /// Starts `binary`, with `module` loaded from the command line if given.
     pub fn start(binary: &Path, module: Option<&Path>) -> Server {
+        Self::start_with(binary, module, &[])
+    }
+
+    /// Starts `binary` with `extra` arguments after the harness's own (`--cluster-enabled yes`,
+    /// `--replicaof ...`), and `module` loaded from the command line if given.
+    pub fn start_with(binary: &Path, module: Option<&Path>, extra: &[&str]) -> Server {
         let mut last_error = String::new();
         // A port found free can be taken by someone else before the server binds it: retry.
         for _ in 0..5 {
-            match Self::try_start(binary, module) {
+            match Self::try_start(binary, module, extra) {
                 Ok(server) => {
                     println!("server: {}", server.describe());
                     return server;
@@ -189,7 +195,7 @@ impl Server {
         Self::start(binary, Some(&module_path()))
     }
 
-    fn try_start(binary: &Path, module: Option<&Path>) -> Result<Server, String> {
+    fn try_start(binary: &Path, module: Option<&Path>, extra: &[&str]) -> Result<Server, String> {
         let started_ms = now_ms();
         let port = free_port();
         let dir = std::env::temp_dir().join(format!(
@@ -213,6 +219,7 @@ impl Server {
                 "--enable-debug-command",
                 "yes",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

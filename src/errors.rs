@@ -8,6 +8,7 @@ pub const KEYS_UNKNOWN_SENDER: &str = "ERR this server's command filter does not
 pub const KEYS_UNKNOWN_PARTIAL: &str = "ERR the keys of this client are unknown: it switched tracking on where the module could not see it (fidelity partial)";
 pub const KEYS_TABLE_OFF: &str =
     "ERR the per-key table is switched off (CONFIG SET trackinfo.key-table yes)";
+pub const NO_CALLER_ACL: &str = "ERR cannot read the ACL user of this connection";
 pub const INTERNAL: &str = "ERR trackinfo internal error, see the server log";
 
 // The server's texts (networking.c clientCommand, tracking.c), without the `ERR ` prefix.

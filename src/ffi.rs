@@ -373,6 +373,69 @@ pub fn caller_id(ctx: &Context) -> u64 {
     unsafe { raw::RedisModule_GetClientId.map_or(0, |f| f(ctx.ctx)) }
 }
 
+/// The ACL user running the current command, to check which keys it may read.
+/// Freed when dropped.
+pub struct CallerAcl {
+    user: *mut raw::RedisModuleUser,
+}
+
+impl CallerAcl {
+    /// The current command's user; `None` if the server cannot say (no such API, user gone).
+    pub fn of(ctx: &Context) -> Option<CallerAcl> {
+        // SAFETY: ctx is the live context of the running command. The name string is ours to
+        // free; the user handle is freed by Drop.
+        unsafe {
+            let name_of = raw::RedisModule_GetCurrentUserName?;
+            let lookup = raw::RedisModule_GetModuleUserFromUserName?;
+            let free_str = raw::RedisModule_FreeString?;
+            raw::RedisModule_ACLCheckKeyPermissions?;
+            raw::RedisModule_FreeModuleUser?;
+            let name = name_of(ctx.ctx);
+            if name.is_null() {
+                return None;
+            }
+            let user = lookup(name);
+            free_str(ctx.ctx, name);
+            (!user.is_null()).then_some(CallerAcl { user })
+        }
+    }
+
+    /// True if the user's key patterns let it read `key` (`%R~`, `~`), as the server checks
+    /// a command's read key.
+    pub fn may_read(&self, key: &[u8]) -> bool {
+        // SAFETY: self.user is a live user handle (checked in `of`); the key string is
+        // created without a context and freed right after the check.
+        unsafe {
+            let (Some(create), Some(free_str), Some(check)) = (
+                raw::RedisModule_CreateString,
+                raw::RedisModule_FreeString,
+                raw::RedisModule_ACLCheckKeyPermissions,
+            ) else {
+                return false;
+            };
+            let s = create(ptr::null_mut(), key.as_ptr().cast::<c_char>(), key.len());
+            if s.is_null() {
+                return false;
+            }
+            let ok = check(self.user, s, raw::REDISMODULE_CMD_KEY_ACCESS as c_int)
+                == raw::REDISMODULE_OK as c_int;
+            free_str(ptr::null_mut(), s);
+            ok
+        }
+    }
+}
+
+impl Drop for CallerAcl {
+    fn drop(&mut self) {
+        // SAFETY: self.user came from GetModuleUserFromUserName and is freed once, here.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeModuleUser {
+                free(self.user);
+            }
+        }
+    }
+}
+
 /// True while the current command runs inside MULTI/EXEC.
 pub fn in_exec(ctx: &Context) -> bool {
     // SAFETY: ctx is the live context of the running command.

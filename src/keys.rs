@@ -77,11 +77,11 @@ impl KeyTable {
     }
 
     /// The keys held for `id`, in byte order, at most `limit` of them (0: all).
-    pub fn keys_of(&self, id: u64, limit: usize) -> Vec<&[u8]> {
+    pub fn keys_of(&self, id: u64, limit: usize, shown: impl Fn(&[u8]) -> bool) -> Vec<&[u8]> {
         let mut out: Vec<&[u8]> = self
             .keys
             .iter()
-            .filter(|(_, ids)| ids.contains(&id))
+            .filter(|(k, ids)| ids.contains(&id) && shown(k))
             .map(|(k, _)| k.as_slice())
             .collect();
         out.sort_unstable();
@@ -110,11 +110,13 @@ impl KeyTable {
             .sum()
     }
 
-    /// The `n` keys held for the most clients, most first (ties in byte order).
-    pub fn top_keys(&self, n: usize) -> Vec<(&[u8], usize)> {
+    /// The `n` keys held for the most clients, most first (ties in byte order), among those
+    /// `shown` lets through.
+    pub fn top_keys(&self, n: usize, shown: impl Fn(&[u8]) -> bool) -> Vec<(&[u8], usize)> {
         let mut all: Vec<(&[u8], usize)> = self
             .keys
             .iter()
+            .filter(|(k, _)| shown(k))
             .map(|(k, ids)| (k.as_slice(), ids.len()))
             .collect();
         all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -170,8 +172,10 @@ mod tests {
             t.remember(7, k);
         }
         t.remember(8, b"x");
-        assert_eq!(t.keys_of(7, 0), [&b"a"[..], b"b", b"c", b"c\0z"]);
-        assert_eq!(t.keys_of(7, 2), [&b"a"[..], b"b"]);
+        assert_eq!(t.keys_of(7, 0, |_| true), [&b"a"[..], b"b", b"c", b"c\0z"]);
+        assert_eq!(t.keys_of(7, 2, |_| true), [&b"a"[..], b"b"]);
+        // A filter applies before the limit: COUNT n gives n keys the caller may see.
+        assert_eq!(t.keys_of(7, 2, |k| k != b"a"), [&b"b"[..], b"c"]);
     }
 
     #[test]
@@ -191,6 +195,10 @@ mod tests {
         for (id, k) in [(1, &b"a"[..]), (2, b"a"), (1, b"b"), (2, b"c"), (3, b"c")] {
             t.remember(id, k);
         }
-        assert_eq!(t.top_keys(2), [(&b"a"[..], 2), (&b"c"[..], 2)]);
+        assert_eq!(t.top_keys(2, |_| true), [(&b"a"[..], 2), (&b"c"[..], 2)]);
+        assert_eq!(
+            t.top_keys(2, |k| k != b"a"),
+            [(&b"c"[..], 2), (&b"b"[..], 1)]
+        );
     }
 }

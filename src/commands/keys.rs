@@ -15,6 +15,9 @@ pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ffi::client_flags(id).ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))?;
     let caller = ffi::caller_id(ctx);
     let in_exec = ffi::in_exec(ctx);
+    // Only keys the caller's ACL key patterns let it read are listed, as the server's own
+    // commands would let it see them.
+    let acl = ffi::CallerAcl::of(ctx).ok_or(RedisError::Str(errors::NO_CALLER_ACL))?;
     let keys = with_state(|st| {
         if !st.exact {
             return Err(RedisError::Str(errors::KEYS_UNKNOWN_SENDER));
@@ -28,7 +31,7 @@ pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         Ok(st
             .table
-            .keys_of(id, count)
+            .keys_of(id, count, |k| acl.may_read(k))
             .into_iter()
             .map(Reply::bulk)
             .collect::<Vec<_>>())

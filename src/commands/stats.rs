@@ -48,7 +48,9 @@ fn mode(v: &View) -> &'static str {
     }
 }
 
-fn gather(ctx: &Context) -> Result<Stats, RedisError> {
+/// The figures; top keys only when `top_for` names the caller whose ACL key patterns decide
+/// which keys it may see (INFO shows no keys).
+fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, RedisError> {
     let views = all_views(ctx)?;
     let server = |section: &str, names: &[&str]| -> Vec<Scalar> {
         let v = ffi::info_fields(section, names).unwrap_or_default();
@@ -99,7 +101,9 @@ fn gather(ctx: &Context) -> Result<Stats, RedisError> {
             let live: u64 = views.iter().map(|v| st.table.count_of(v.id)).sum();
             let top = st
                 .table
-                .top_keys(TOP_KEYS)
+                .top_keys(top_for.map_or(0, |_| TOP_KEYS), |k| {
+                    top_for.is_some_and(|acl| acl.may_read(k))
+                })
                 .into_iter()
                 .map(|(k, n)| (k.to_vec(), i64::try_from(n).unwrap_or(i64::MAX)))
                 .collect::<Vec<_>>();
@@ -183,7 +187,9 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    let s = gather(ctx)?;
+    // Top keys are keys: only those the caller may read are shown (as in TRACKINFO.KEYS).
+    let acl = ffi::CallerAcl::of(ctx).ok_or(RedisError::Str(errors::NO_CALLER_ACL))?;
+    let s = gather(ctx, Some(&acl))?;
     let scalar = |v: &Scalar| match v {
         Scalar::Int(i) => Reply::Int(*i),
         Scalar::Text(t) => Reply::bulk(t),
@@ -216,7 +222,7 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// The scalar figures as INFO fields: `trackinfo_<name>` with `-` turned into `_`.
 pub fn info_fields(ctx: &Context) -> Vec<(String, Scalar)> {
-    gather(ctx)
+    gather(ctx, None)
         .map(|s| {
             s.scalars
                 .into_iter()

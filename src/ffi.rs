@@ -436,6 +436,27 @@ impl Drop for CallerAcl {
     }
 }
 
+/// Test-only (feature `panic-injection`): reads one byte past an 8-byte block from the server's
+/// allocator, the error `make memcheck` must catch (its canary test proves the check can fail).
+#[cfg(feature = "panic-injection")]
+pub fn memcheck_canary() -> u8 {
+    // SAFETY: deliberately out of bounds by one byte, in test builds only. The byte lies inside
+    // the allocator's chunk or slab (glibc chunks hold at least 24 bytes; jemalloc's 8-byte
+    // regions sit in a slab page), so the read cannot fault; memcheck reports it.
+    unsafe {
+        let (Some(alloc), Some(free)) = (raw::RedisModule_Alloc, raw::RedisModule_Free) else {
+            return 0;
+        };
+        let p = alloc(8).cast::<u8>();
+        if p.is_null() {
+            return 0;
+        }
+        let b = ptr::read_volatile(p.add(8));
+        free(p.cast());
+        b
+    }
+}
+
 /// True while the current command runs inside MULTI/EXEC.
 pub fn in_exec(ctx: &Context) -> bool {
     // SAFETY: ctx is the live context of the running command.

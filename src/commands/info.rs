@@ -27,6 +27,11 @@ pub fn client(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args[1].as_slice() == b"test-panic" {
         panic!("injected panic in a command");
     }
+    #[cfg(feature = "panic-injection")]
+    if args[1].as_slice() == b"test-invalid-read" {
+        std::hint::black_box(ffi::memcheck_canary());
+        return Ok(redis_module::RedisValue::Integer(0));
+    }
     let id = parse_i64(args[1].as_slice()).ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?;
     let id = u64::try_from(id).map_err(|_| RedisError::Str(errors::NO_SUCH_CLIENT))?;
     let v = view_of(ctx, id)?;

@@ -33,6 +33,83 @@ fn default_servers() -> Vec<PathBuf> {
 
 const START_DEADLINE: Duration = Duration::from_secs(20);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// Under valgrind a server starts and stops (leak check) many times slower.
+const VALGRIND_DEADLINE: Duration = Duration::from_secs(120);
+
+/// `TRACKINFO_VALGRIND=1` runs every server under valgrind's memcheck (`make memcheck`); each
+/// server's report is checked when it stops, and an error whose stack names the module fails
+/// the test.
+pub fn under_valgrind() -> bool {
+    std::env::var("TRACKINFO_VALGRIND").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn start_deadline() -> Duration {
+    if under_valgrind() {
+        VALGRIND_DEADLINE
+    } else {
+        START_DEADLINE
+    }
+}
+
+fn stop_deadline() -> Duration {
+    if under_valgrind() {
+        VALGRIND_DEADLINE
+    } else {
+        STOP_DEADLINE
+    }
+}
+
+/// The memcheck errors in a valgrind log that involve the module: paragraphs (separated by
+/// `==pid== ` lines with nothing else) whose text names `trackinfo`, such as a frame in
+/// `libtrackinfo.so` or a `trackinfo::` function. Only definite leaks count as leak errors:
+/// the module's state is still reachable when the server exits without unloading it.
+pub fn valgrind_module_errors(log: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut para: Vec<&str> = Vec::new();
+    let strip = |l: &str| -> Option<String> {
+        let rest = l.strip_prefix("==")?;
+        let end = rest.find("==")?;
+        Some(rest[end + 2..].trim_start_matches(' ').to_string())
+    };
+    let lines: Vec<String> = log.lines().filter_map(strip).collect();
+    let mut flush = |para: &mut Vec<&str>| {
+        if let Some(head) = para.first() {
+            // valgrind's own banner and summaries; leaks other than definite ones.
+            let benign = [
+                "HEAP SUMMARY",
+                "LEAK SUMMARY",
+                "ERROR SUMMARY",
+                "Memcheck",
+                "Copyright",
+                "Using Valgrind",
+                "Command",
+                "Parent PID",
+                "For lists",
+                "For counts",
+                "Rerun with",
+                "in use at exit",
+                "total heap usage",
+                "Searching for pointers",
+                "All heap blocks",
+            ];
+            let other_leak = head.contains(" blocks are ") && !head.contains("definitely lost");
+            let is_error = !other_leak && !benign.iter().any(|b| head.starts_with(b));
+            if is_error && para.iter().any(|l| l.contains("trackinfo")) {
+                out.push(para.join("\n"));
+            }
+        }
+        para.clear();
+    };
+    for l in &lines {
+        if l.trim().is_empty() {
+            flush(&mut para);
+        } else {
+            para.push(l);
+        }
+    }
+    flush(&mut para);
+    out
+}
 
 /// The server binaries to test against, from `TRACKINFO_SERVERS` (separated by `:`).
 /// A listed binary that does not exist fails the test: a missing server is not a pass.
@@ -205,7 +282,28 @@ impl Server {
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let log = dir.join("server.log");
-        let mut cmd = Command::new(binary);
+        let mut cmd = if under_valgrind() {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--tool=memcheck",
+                "--leak-check=full",
+                "--show-leak-kinds=definite",
+                "--errors-for-leak-kinds=definite",
+                "--num-callers=40",
+                "--track-origins=no",
+            ])
+            .arg(format!(
+                "--suppressions={}",
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/valgrind.supp")
+                    .display()
+            ))
+            .arg(format!("--log-file={}", dir.join("valgrind.log").display()))
+            .arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
         cmd.current_dir(&dir)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
@@ -229,7 +327,7 @@ impl Server {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let deadline = Instant::now() + START_DEADLINE;
+        let deadline = Instant::now() + start_deadline();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let tail = tail_of(&log, 20);
@@ -260,7 +358,10 @@ impl Server {
                 let _ = child.wait();
                 let tail = tail_of(&log, 20);
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("no PONG within {START_DEADLINE:?}; log:\n{tail}"));
+                return Err(format!(
+                    "no PONG within {:?}; log:\n{tail}",
+                    start_deadline()
+                ));
             }
             thread::sleep(Duration::from_millis(10));
         }
@@ -320,6 +421,66 @@ fn tail_of(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// What valgrind said about one server run.
+pub struct Memcheck {
+    pub report: PathBuf,
+    /// Errors whose stacks name the module.
+    pub module_errors: Vec<String>,
+    /// valgrind's `ERROR SUMMARY` line (all errors, the server's own included).
+    pub summary: String,
+}
+
+impl Server {
+    /// Stops the server (`SHUTDOWN NOSAVE`, then kill after the deadline) and, under valgrind,
+    /// reads its report. Does nothing more once the server has exited.
+    fn stop(&mut self) -> Option<Memcheck> {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return None;
+        }
+        if let Ok(mut c) = Conn::connect(self.port) {
+            c.send(&["SHUTDOWN", "NOSAVE"]);
+            let _ = c.wait_closed();
+        }
+        let deadline = Instant::now() + stop_deadline();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        if !under_valgrind() {
+            return None;
+        }
+        let report = self.dir.join("valgrind.log");
+        let text = std::fs::read_to_string(&report).unwrap_or_default();
+        let summary = text
+            .lines()
+            .find(|l| l.contains("ERROR SUMMARY"))
+            .unwrap_or("no ERROR SUMMARY (did the server exit?)")
+            .to_string();
+        println!("valgrind on {}: {summary}", self.describe());
+        Some(Memcheck {
+            report,
+            module_errors: valgrind_module_errors(&text),
+            summary,
+        })
+    }
+
+    /// Stops the server and returns valgrind's findings, without failing on them (the memcheck
+    /// canary test expects one). The server's dir is kept.
+    pub fn stop_for_memcheck(mut self) -> Option<Memcheck> {
+        let m = self.stop();
+        // Drop finds the server gone and only cleans up; keep the dir for the report.
+        self.dir = PathBuf::new();
+        m
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // A failing test keeps the server's dir, so that the whole log (a crash report, say)
@@ -333,24 +494,29 @@ impl Drop for Server {
                 self.log_tail(30)
             );
         }
-        if let Ok(mut c) = Conn::connect(self.port) {
-            c.send(&["SHUTDOWN", "NOSAVE"]);
-            let _ = c.wait_closed();
-        }
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-            }
-        }
-        if !failing {
+        let memcheck = self.stop();
+        let module_errors = memcheck
+            .as_ref()
+            .is_some_and(|m| !m.module_errors.is_empty());
+        if !failing && !module_errors && !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if let (Some(m), false) = (memcheck, failing) {
+            assert!(
+                m.module_errors.is_empty(),
+                "valgrind found {} error(s) involving the module on {} ({}, {}):\n{}",
+                m.module_errors.len(),
+                self.describe(),
+                m.report.display(),
+                m.summary,
+                m.module_errors.join("\n\n")
+            );
+            assert!(
+                m.summary.contains("ERROR SUMMARY"),
+                "valgrind wrote no report for {}: {}",
+                self.describe(),
+                m.report.display()
+            );
         }
     }
 }

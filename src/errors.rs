@@ -2,6 +2,7 @@
 //! CLIENT TRACKING / CLIENT CACHING texts that the rules replay predicts.
 
 pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
 pub const NO_SUCH_CLIENT: &str = "ERR No such client";
 pub const SYNTAX: &str = "ERR syntax error";
 pub const KEYS_UNKNOWN_SENDER: &str = "ERR this server's command filter does not say who sent a command, so tracked keys are unknown (Redis 7.0)";

@@ -88,7 +88,7 @@ fn trackinfo_keys_rejects_bad_arguments() {
         );
         assert_eq!(
             err(obs.cmd(&["TRACKINFO.KEYS", &id, "COUNT", "-1"])),
-            "ERR value is not an integer or out of range"
+            "ERR value is out of range, must be positive"
         );
         assert_eq!(
             err(obs.cmd(&["TRACKINFO.KEYS", &id, "LIMIT", "1"])),

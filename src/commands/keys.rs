@@ -12,6 +12,8 @@ const DEFAULT_COUNT: usize = 100;
 
 pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let (id, count) = parse(&args)?;
+    // Syntax first, then the client, as CLIENT KILL and CLIENT LIST ID check theirs.
+    let id = u64::try_from(id).map_err(|_| RedisError::Str(errors::NO_SUCH_CLIENT))?;
     ffi::client_flags(id).ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))?;
     let caller = ffi::caller_id(ctx);
     let in_exec = ffi::in_exec(ctx);
@@ -41,17 +43,18 @@ pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// `<client-id> [COUNT n]`; COUNT 0 means all.
-fn parse(args: &[RedisString]) -> Result<(u64, usize), RedisError> {
+fn parse(args: &[RedisString]) -> Result<(i64, usize), RedisError> {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }
     let id = parse_i64(args[1].as_slice()).ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?;
-    let id = u64::try_from(id).map_err(|_| RedisError::Str(errors::NO_SUCH_CLIENT))?;
     let count = match &args[2..] {
         [] => DEFAULT_COUNT,
-        [opt, n] if opt.as_slice().eq_ignore_ascii_case(b"count") => parse_i64(n.as_slice())
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?,
+        [opt, n] if opt.as_slice().eq_ignore_ascii_case(b"count") => {
+            let n = parse_i64(n.as_slice()).ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?;
+            // As LPOP's and SPOP's count: a negative one is out of range.
+            usize::try_from(n).map_err(|_| RedisError::Str(errors::MUST_BE_POSITIVE))?
+        }
         _ => return Err(RedisError::Str(errors::SYNTAX)),
     };
     Ok((id, count))

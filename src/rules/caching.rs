@@ -1,17 +1,18 @@
 //! `CLIENT CACHING yes|no`, and when its one-command window ends.
 
-use super::{Flags, ServerReply, TrackingState};
+use super::{is_word, Flags, ServerReply, TrackingState};
 use crate::errors;
 
-/// Replays CLIENT CACHING (arity already checked: exactly one argument).
+/// Replays CLIENT CACHING (arity already checked: exactly one argument). `yes`/`no` are
+/// compared with strcasecmp, as networking.c does: up to a NUL byte.
 pub fn replay(state: &TrackingState, arg: &[u8]) -> (TrackingState, ServerReply) {
     let refuse = |e: &str| (state.clone(), ServerReply::Error(e.to_string()));
     if !state.is_on() {
         return refuse(errors::CACHING_NOT_TRACKING);
     }
-    let needed = if arg.eq_ignore_ascii_case(b"yes") {
+    let needed = if is_word(arg, b"yes") {
         (Flags::OPTIN, errors::CACHING_YES_NOT_OPTIN)
-    } else if arg.eq_ignore_ascii_case(b"no") {
+    } else if is_word(arg, b"no") {
         (Flags::OPTOUT, errors::CACHING_NO_NOT_OPTOUT)
     } else {
         return refuse(errors::SERVER_SYNTAX);
@@ -65,6 +66,17 @@ mod tests {
         let (_, r) = replay(&tracking(Flags::empty()), b"no");
         assert_eq!(r, ServerReply::Error(errors::CACHING_NO_NOT_OPTOUT.into()));
         let (_, r) = replay(&tracking(Flags::OPTIN), b"maybe");
+        assert_eq!(r, ServerReply::Error(errors::SERVER_SYNTAX.into()));
+    }
+
+    #[test]
+    fn yes_and_no_match_up_to_a_nul_byte_as_strcasecmp_does() {
+        let (s, r) = replay(&tracking(Flags::OPTIN), b"yes\0no");
+        assert_eq!(
+            (s.flag_names(), r),
+            (vec!["on", "optin", "caching-yes"], ServerReply::Ok)
+        );
+        let (_, r) = replay(&tracking(Flags::OPTIN), b"\0yes");
         assert_eq!(r, ServerReply::Error(errors::SERVER_SYNTAX.into()));
     }
 

@@ -16,6 +16,13 @@ pub enum ServerReply {
     Error(String),
 }
 
+/// The server's `!strcasecmp(arg, word)` on an argument: option words are compared as C
+/// strings, so an argument matches up to its first NUL byte (`ON\0junk` is `ON`).
+pub fn is_word(arg: &[u8], word: &[u8]) -> bool {
+    let end = arg.iter().position(|&b| b == 0).unwrap_or(arg.len());
+    arg[..end].eq_ignore_ascii_case(word)
+}
+
 /// The server's `string2ll`: strict decimal, no sign but `-`, no leading zeros, no spaces.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s == b"0" {
@@ -48,7 +55,19 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_i64;
+    use super::{is_word, parse_i64};
+
+    #[test]
+    fn is_word_compares_as_strcasecmp() {
+        assert!(is_word(b"on", b"on"));
+        assert!(is_word(b"ON", b"on"));
+        assert!(is_word(b"On\0junk", b"on"));
+        assert!(is_word(b"optin\0", b"optin"));
+        assert!(!is_word(b"onn", b"on"));
+        assert!(!is_word(b"o", b"on"));
+        assert!(!is_word(b"\0on", b"on"));
+        assert!(!is_word(b"", b"on"));
+    }
 
     #[test]
     fn parse_i64_follows_string2ll() {

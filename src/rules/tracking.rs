@@ -1,7 +1,7 @@
 //! `CLIENT TRACKING on|off [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]`,
 //! replayed as networking.c clientCommand and tracking.c enableTracking/disableTracking run it.
 
-use super::{parse_i64, Flags, ServerReply, TrackingState};
+use super::{is_word, parse_i64, Flags, ServerReply, TrackingState};
 use crate::errors;
 
 /// The options of one CLIENT TRACKING command after the server's parse phase.
@@ -19,7 +19,8 @@ pub enum Switch {
     Off,
 }
 
-/// The parse phase: options left to right, before ON/OFF is looked at.
+/// The parse phase: options left to right, before ON/OFF is looked at. Option words are
+/// compared with strcasecmp (up to a NUL byte); REDIRECT ids and PREFIX values use every byte.
 /// `args` is argv from the ON/OFF word on; `client_exists` answers lookupClientByID.
 pub fn parse(args: &[&[u8]], client_exists: &dyn Fn(i64) -> bool) -> Result<Parsed, String> {
     let mut redirect: i64 = 0;
@@ -29,7 +30,7 @@ pub fn parse(args: &[&[u8]], client_exists: &dyn Fn(i64) -> bool) -> Result<Pars
     while j < args.len() {
         let opt = args[j];
         let more = j + 1 < args.len();
-        if opt.eq_ignore_ascii_case(b"redirect") && more {
+        if is_word(opt, b"redirect") && more {
             j += 1;
             if redirect != 0 {
                 return Err(errors::REDIRECT_TWICE.into());
@@ -38,15 +39,15 @@ pub fn parse(args: &[&[u8]], client_exists: &dyn Fn(i64) -> bool) -> Result<Pars
             if !client_exists(redirect) {
                 return Err(errors::REDIRECT_MISSING.into());
             }
-        } else if opt.eq_ignore_ascii_case(b"bcast") {
+        } else if is_word(opt, b"bcast") {
             options |= Flags::BCAST;
-        } else if opt.eq_ignore_ascii_case(b"optin") {
+        } else if is_word(opt, b"optin") {
             options |= Flags::OPTIN;
-        } else if opt.eq_ignore_ascii_case(b"optout") {
+        } else if is_word(opt, b"optout") {
             options |= Flags::OPTOUT;
-        } else if opt.eq_ignore_ascii_case(b"noloop") {
+        } else if is_word(opt, b"noloop") {
             options |= Flags::NOLOOP;
-        } else if opt.eq_ignore_ascii_case(b"prefix") && more {
+        } else if is_word(opt, b"prefix") && more {
             j += 1;
             prefixes.push(args[j].to_vec());
         } else {
@@ -55,8 +56,8 @@ pub fn parse(args: &[&[u8]], client_exists: &dyn Fn(i64) -> bool) -> Result<Pars
         j += 1;
     }
     let switch = match args.first() {
-        Some(w) if w.eq_ignore_ascii_case(b"on") => Switch::On,
-        Some(w) if w.eq_ignore_ascii_case(b"off") => Switch::Off,
+        Some(w) if is_word(w, b"on") => Switch::On,
+        Some(w) if is_word(w, b"off") => Switch::Off,
         _ => return Err(errors::SERVER_SYNTAX.into()),
     };
     Ok(Parsed {
@@ -234,6 +235,32 @@ mod tests {
         let v: Vec<&[u8]> = s.prefixes.iter().map(|p| p.as_slice()).collect();
         assert_eq!(v, [&b""[..], b"a", b"b", b"c"]);
         assert_eq!(s.flag_names(), ["on", "bcast", "noloop"]);
+    }
+
+    #[test]
+    fn option_words_match_up_to_a_nul_byte_as_strcasecmp_does() {
+        let argv: [&[u8]; 4] = [b"On\0junk", b"OPTIN\0", b"noloop\0x", b"PREFIX\0"];
+        let p = parse(&argv, &|_| true).map_err(|e| e.to_string());
+        assert_eq!(
+            p.map(|p| (p.switch, p.options, p.prefixes)),
+            Err(errors::SERVER_SYNTAX.to_string()),
+            "PREFIX\\0 with no value is a syntax error, as PREFIX is"
+        );
+        let argv: [&[u8]; 4] = [b"On\0junk", b"OPTIN\0", b"noloop\0x", b"bcast\0"];
+        let p = parse(&argv, &|_| true).map(|p| (p.switch, p.options));
+        assert_eq!(
+            p,
+            Ok((Switch::On, Flags::OPTIN | Flags::NOLOOP | Flags::BCAST))
+        );
+        // Values are not words: a prefix keeps its NUL, a redirect id must be all digits.
+        let argv: [&[u8]; 3] = [b"on", b"prefix\0", b"a\0b"];
+        let p = parse(&argv, &|_| true).map(|p| p.prefixes);
+        assert_eq!(p, Ok(vec![b"a\0b".to_vec()]));
+        let argv: [&[u8]; 3] = [b"on", b"redirect", b"5\0"];
+        let p = parse(&argv, &|_| true).map(|p| p.redirect);
+        assert_eq!(p, Err(errors::SERVER_NOT_INTEGER.to_string()));
+        let argv: [&[u8]; 1] = [b"onx\0"];
+        assert!(parse(&argv, &|_| true).is_err());
     }
 
     #[test]

@@ -43,6 +43,16 @@ pub fn under_valgrind() -> bool {
     std::env::var("TRACKINFO_VALGRIND").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// `normal`, or `memcheck` under valgrind (`make memcheck`), where the server runs 20-50 times
+/// slower: the same code paths, fewer repetitions.
+pub fn sized(normal: usize, memcheck: usize) -> usize {
+    if under_valgrind() {
+        memcheck
+    } else {
+        normal
+    }
+}
+
 fn start_deadline() -> Duration {
     if under_valgrind() {
         VALGRIND_DEADLINE

@@ -10,6 +10,16 @@ use std::time::Duration;
 
 /// How long one reply may take before the test gives up on the connection.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Under valgrind (`make memcheck`) the server is many times slower.
+const READ_TIMEOUT_MEMCHECK: Duration = Duration::from_secs(120);
+
+fn read_timeout() -> Duration {
+    if super::under_valgrind() {
+        READ_TIMEOUT_MEMCHECK
+    } else {
+        READ_TIMEOUT
+    }
+}
 
 const CLOSED: &str = "connection closed by the server";
 
@@ -386,7 +396,7 @@ pub struct Conn {
 impl Conn {
     pub fn connect(port: u16) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        stream.set_read_timeout(Some(read_timeout()))?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
@@ -425,7 +435,7 @@ impl Conn {
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err(format!("no reply within {READ_TIMEOUT:?}"))
+                    return Err(format!("no reply within {:?}", read_timeout()))
                 }
                 Err(e) => return Err(format!("read error: {e}")),
             }

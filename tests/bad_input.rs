@@ -1,0 +1,1600 @@
+//! Bad input gets a clear error and changes nothing.
+//!
+//! `bad_arguments_get_exact_errors_and_change_nothing` sends a table of wrong arities,
+//! non-integers, negative, huge and unknown client ids, unknown options, empty strings and binary
+//! junk to every TRACKINFO.* command, from an admin connection in RESP2 and in RESP3, from a
+//! tracking connection, and queued in MULTI. Each answers exactly the error of its row, and a
+//! snapshot of the server's and the module's state taken before is equal after.
+//!
+//! `random_argument_vectors_keep_the_server_up_and_the_mirror_exact` sends at least 100,000
+//! random argument vectors (`TRACKINFO_BAD_INPUT_VECTORS`, seeded by `TRACKINFO_FUZZ_SEED`) to
+//! the module's commands and to CLIENT TRACKING / CLIENT CACHING, pipelined from connections in
+//! both protocols. Every module reply is the one its arguments call for (an exact error text, or
+//! a well-formed entry), every connection stays up, and after every round each connection's
+//! `CLIENT TRACKINGINFO` equals the module's `TRACKINFO.CLIENT` (as tests/differential.rs checks).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use common::fuzz::{seed, Rng};
+use common::mirror::{assert_mirrored, compare, Expect, Fields};
+use common::resp::split_raw;
+use common::{escape, servers, show_command, Conn, Resp, Server};
+
+// ---- the module's error texts (src/errors.rs), and the server's for unknown commands ----
+
+const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
+const NO_SUCH_CLIENT: &str = "ERR No such client";
+const SYNTAX: &str = "ERR syntax error";
+const KEYS_UNKNOWN_SENDER: &str = "ERR this server's command filter does not say who sent a command, so tracked keys are unknown (Redis 7.0)";
+const ARITY_GET: &str = "ERR wrong number of arguments for 'trackinfo.get' command";
+const ARITY_CLIENT: &str = "ERR wrong number of arguments for 'trackinfo.client' command";
+const ARITY_CLIENTS: &str = "ERR wrong number of arguments for 'trackinfo.clients' command";
+const ARITY_KEYS: &str = "ERR wrong number of arguments for 'trackinfo.keys' command";
+const ARITY_STATS: &str = "ERR wrong number of arguments for 'trackinfo.stats' command";
+
+/// The module's five commands, as registered (the arity error names them so, whatever the case
+/// the caller typed).
+const COMMANDS: [&str; 5] = [
+    "trackinfo.get",
+    "trackinfo.client",
+    "trackinfo.clients",
+    "trackinfo.keys",
+    "trackinfo.stats",
+];
+
+fn arity_error(command: &str) -> String {
+    format!("ERR wrong number of arguments for '{command}' command")
+}
+
+// ---- the table ----
+
+/// One argument of a table row.
+#[derive(Clone, Copy)]
+enum A {
+    /// These bytes.
+    S(&'static [u8]),
+    /// The id of a connected client with tracking on (and keys in the table).
+    Live,
+    /// The id of a client that has disconnected.
+    Dead,
+}
+use A::{Dead, Live, S};
+
+/// `(arguments, the exact error)`: errors on every server.
+#[rustfmt::skip]
+const TABLE: &[(&[A], &str)] = &[
+    // TRACKINFO.GET takes no argument.
+    (&[S(b"TRACKINFO.GET"), S(b"x")], ARITY_GET),
+    (&[S(b"TRACKINFO.GET"), S(b"")], ARITY_GET),
+    (&[S(b"TRACKINFO.GET"), Live], ARITY_GET),
+    (&[S(b"TRACKINFO.GET"), S(b"\x00\r\n")], ARITY_GET),
+    (&[S(b"trackinfo.get"), S(b"a"), S(b"b"), S(b"c")], ARITY_GET),
+    (&[S(b"TrackInfo.Get"), S(b"COUNT"), S(b"1")], ARITY_GET),
+    // TRACKINFO.CLIENT <client-id>: exactly one argument...
+    (&[S(b"TRACKINFO.CLIENT")], ARITY_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), Live, S(b"x")], ARITY_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), Live, S(b"")], ARITY_CLIENT),
+    (&[S(b"trackinfo.client"), Live, S(b"COUNT"), S(b"1")], ARITY_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), Dead, Dead], ARITY_CLIENT),
+    // ... an integer as the server's string2ll reads one...
+    (&[S(b"TRACKINFO.CLIENT"), S(b"")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"abc")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"ALL")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"ID")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"1.5")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"1e3")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"0x10")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"+1")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"01")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"-0")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"-")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b" 1")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"1 ")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"1\x00")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"1\r\n")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"\x00")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"\r\n")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"\xff\xfe\x80")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"9223372036854775808")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"-9223372036854775809")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"18446744073709551615")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"99999999999999999999999")], NOT_AN_INTEGER),
+    // ... of a connected client: 0 and negative ids never are (as for CLIENT TRACKING REDIRECT).
+    (&[S(b"TRACKINFO.CLIENT"), S(b"0")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"-1")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"-9223372036854775808")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"9223372036854775807")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), S(b"999999999")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.CLIENT"), Dead], NO_SUCH_CLIENT),
+    // TRACKINFO.CLIENTS takes no argument.
+    (&[S(b"TRACKINFO.CLIENTS"), S(b"x")], ARITY_CLIENTS),
+    (&[S(b"TRACKINFO.CLIENTS"), S(b"")], ARITY_CLIENTS),
+    (&[S(b"TRACKINFO.CLIENTS"), Live], ARITY_CLIENTS),
+    (&[S(b"trackinfo.clients"), S(b"\x00"), S(b"\r\n")], ARITY_CLIENTS),
+    // TRACKINFO.KEYS <client-id> [COUNT n]: the id...
+    (&[S(b"TRACKINFO.KEYS")], ARITY_KEYS),
+    (&[S(b"TRACKINFO.KEYS"), S(b"")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), S(b"abc")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), S(b"COUNT"), S(b"1")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), S(b"1.5")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), S(b"\x00\xff")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), S(b"18446744073709551615")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), S(b"abc"), S(b"COUNT"), S(b"1")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), S(b"0")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.KEYS"), S(b"-1")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.KEYS"), S(b"9223372036854775807")], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.KEYS"), Dead], NO_SUCH_CLIENT),
+    (&[S(b"TRACKINFO.KEYS"), Dead, S(b"COUNT"), S(b"0")], NO_SUCH_CLIENT),
+    // ... then only `COUNT n`, checked before the client is looked up...
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"count")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"FOO")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"LIMIT"), S(b"1")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b""), S(b"")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT\x00"), S(b"1")], SYNTAX),
+    (&[ S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"1"), S(b"COUNT"), S(b"2"), ], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"1"), S(b"x")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"1")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Dead, S(b"FOO")], SYNTAX),
+    // ... with n a non-negative integer (0: all).
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"x")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"-1")], MUST_BE_POSITIVE),
+    (&[S(b"TRACKINFO.KEYS"), S(b"-1"), S(b"COUNT"), S(b"-1")], MUST_BE_POSITIVE),
+    (&[S(b"TRACKINFO.KEYS"), S(b"-1"), S(b"FOO")], SYNTAX),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"count"), S(b"1.5")], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"\r\n")], NOT_AN_INTEGER),
+    (&[ S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"99999999999999999999"), ], NOT_AN_INTEGER),
+    (&[S(b"TRACKINFO.KEYS"), Dead, S(b"COUNT"), S(b"x")], NOT_AN_INTEGER),
+    // TRACKINFO.STATS takes no argument.
+    (&[S(b"TRACKINFO.STATS"), S(b"x")], ARITY_STATS),
+    (&[S(b"TRACKINFO.STATS"), S(b"")], ARITY_STATS),
+    (&[S(b"TRACKINFO.STATS"), S(b"RESET")], ARITY_STATS),
+    (&[S(b"trackinfo.stats"), S(b"\x00\r\n"), Live], ARITY_STATS),
+    // Names the module does not have: the server's own error (not queued in MULTI).
+    (&[S(b"TRACKINFO")], "ERR unknown command 'TRACKINFO', with args beginning with: "),
+    (&[S(b"TRACKINFO.FOO"), S(b"a")], "ERR unknown command 'TRACKINFO.FOO', with args beginning with: 'a' "),
+];
+
+/// Errors only on Redis 7.0, where the command filter does not say who sent a command (on the
+/// other servers these are valid requests).
+#[rustfmt::skip]
+const TABLE_REDIS70: &[(&[A], &str)] = &[
+    (&[S(b"TRACKINFO.KEYS"), Live], KEYS_UNKNOWN_SENDER),
+    (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"0")], KEYS_UNKNOWN_SENDER),
+];
+
+fn is_unknown_command(expected: &str) -> bool {
+    expected.starts_with("ERR unknown command")
+}
+
+fn resolve(row: &[A], live: i64, dead: i64) -> Vec<Vec<u8>> {
+    row.iter()
+        .map(|a| match a {
+            S(b) => b.to_vec(),
+            Live => live.to_string().into_bytes(),
+            Dead => dead.to_string().into_bytes(),
+        })
+        .collect()
+}
+
+fn error_text(r: &Resp) -> Option<String> {
+    match r {
+        Resp::Error(e) => Some(String::from_utf8_lossy(e).into_owned()),
+        _ => None,
+    }
+}
+
+// ---- the snapshot of "everything bad input must not change" ----
+
+/// Named renderings of state, compared entry by entry.
+type Snapshot = Vec<(String, String)>;
+
+/// The figures that bad input must not change: every TRACKINFO.STATS field but `memory-bytes`,
+/// which is the module allocator's live byte count (it moves with transient buffers and with
+/// capacity kept by containers, not with what the module knows), returned on its own.
+fn stats_without_memory(c: &mut Conn) -> (String, i64) {
+    let r = c.cmd(&["TRACKINFO.STATS"]);
+    let pairs: Vec<(Resp, Resp)> = match &r {
+        Resp::Map(p) => p.clone(),
+        Resp::Array(v) => v
+            .chunks(2)
+            .map(|kv| (kv[0].clone(), kv[1].clone()))
+            .collect(),
+        other => panic!("TRACKINFO.STATS answered {other}"),
+    };
+    let mut memory = None;
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if k.text().as_deref() == Some("memory-bytes") {
+            memory = v.int();
+        } else {
+            let _ = write!(out, "{k}={v} ");
+        }
+    }
+    (
+        out,
+        memory.unwrap_or_else(|| panic!("TRACKINFO.STATS has no integer memory-bytes: {r}")),
+    )
+}
+
+fn info_fields(c: &mut Conn, section: &str, names: &[&str]) -> String {
+    let text = c.cmd(&["INFO", section]).text().unwrap_or_default();
+    let mut out = String::new();
+    for l in text.lines() {
+        if let Some((k, v)) = l.split_once(':') {
+            if names.is_empty() || names.contains(&k) {
+                let _ = write!(out, "{k}:{} ", v.trim());
+            }
+        }
+    }
+    out
+}
+
+/// The connections whose state is watched.
+struct World {
+    admin2: Conn,
+    admin3: Conn,
+    /// Tracking connections with their ids, each in its own protocol; `trackers[LIVE]` is the
+    /// table's `Live` id.
+    trackers: Vec<(Conn, i64, &'static str)>,
+    dead: i64,
+}
+
+const LIVE: usize = 1;
+
+/// Sets up clients in several tracking modes, with keys in the table, invalidations counted,
+/// and a broken redirect; and one client that has gone.
+fn world(server: &Server) -> World {
+    let mut admin2 = server.conn_proto(2);
+    let admin3 = server.conn_proto(3);
+    let mut target = server.conn_proto(3);
+    let target_id = target.client_id();
+    let mut bcast = server.conn_proto(3);
+    let bcast_id = bcast.client_id();
+    bcast.ok(&[
+        &b"CLIENT"[..],
+        b"TRACKING",
+        b"ON",
+        b"BCAST",
+        b"PREFIX",
+        b"a",
+        b"PREFIX",
+        b"b\x00c",
+        b"NOLOOP",
+    ]);
+    let mut optin = server.conn_proto(2);
+    let optin_id = optin.client_id();
+    optin.ok(&[
+        "CLIENT",
+        "TRACKING",
+        "ON",
+        "OPTIN",
+        "REDIRECT",
+        &target_id.to_string(),
+    ]);
+    optin.ok(&["CLIENT", "CACHING", "YES"]);
+    assert!(!optin.cmd(&["MGET", "k1", "k2", "a1"]).is_error());
+    let mut plain = server.conn_proto(3);
+    let plain_id = plain.client_id();
+    plain.ok(&["CLIENT", "TRACKING", "ON", "NOLOOP"]);
+    assert!(!plain.cmd(&["MGET", "k1", "k3"]).is_error());
+    let mut broken = server.conn_proto(2);
+    let broken_id = broken.client_id();
+    let mut doomed = server.conn_proto(3);
+    let dead = doomed.client_id();
+    broken.ok(&[
+        "CLIENT",
+        "TRACKING",
+        "ON",
+        "OPTOUT",
+        "REDIRECT",
+        &dead.to_string(),
+    ]);
+    assert!(!broken.cmd(&["GET", "kb"]).is_error());
+    drop(doomed);
+    server.wait_client_gone(&mut admin2, dead);
+    // Writes: invalidations for plain (k1), optin (k1, a1), bcast (a1), and broken's redirect
+    // breaks (kb). Values stay, so the keyspace is not empty.
+    for k in ["k1", "a1", "kb", "k9"] {
+        admin2.ok(&["SET", k, "v"]);
+    }
+    // optin's target goes too, with optin still holding k2: a vanished target, not yet broken.
+    drop(target);
+    server.wait_client_gone(&mut admin2, target_id);
+    World {
+        admin2,
+        admin3,
+        trackers: vec![
+            (bcast, bcast_id, "bcast"),
+            (optin, optin_id, "optin"),
+            (plain, plain_id, "plain"),
+            (broken, broken_id, "broken redirect"),
+        ],
+        dead,
+    }
+}
+
+impl World {
+    fn live(&self) -> i64 {
+        self.trackers[LIVE].1
+    }
+
+    /// Everything bad input must leave as it was, and `memory-bytes` apart.
+    fn snapshot(&mut self, server: &Server) -> (Snapshot, i64) {
+        let mut s: Snapshot = Vec::new();
+        let exact = server.info.module_knows_sender();
+        for (conn, id, what) in self.trackers.iter_mut() {
+            let (_, raw) = conn.cmd_raw(&["CLIENT", "TRACKINGINFO"]);
+            s.push((
+                format!("CLIENT TRACKINGINFO on {what} ({id})"),
+                escape(&raw),
+            ));
+        }
+        for (name, c) in [("RESP2", &mut self.admin2), ("RESP3", &mut self.admin3)] {
+            let (_, raw) = c.cmd_raw(&["TRACKINFO.CLIENTS"]);
+            s.push((format!("TRACKINFO.CLIENTS ({name})"), escape(&raw)));
+        }
+        let ids: Vec<i64> = self.trackers.iter().map(|t| t.1).collect();
+        for id in &ids {
+            let id = id.to_string();
+            let (_, raw) = self.admin3.cmd_raw(&["TRACKINFO.CLIENT", &id]);
+            s.push((format!("TRACKINFO.CLIENT {id}"), escape(&raw)));
+            if exact {
+                let (_, raw) = self.admin2.cmd_raw(&["TRACKINFO.KEYS", &id, "COUNT", "0"]);
+                s.push((format!("TRACKINFO.KEYS {id} COUNT 0"), escape(&raw)));
+            }
+            let list = self.admin2.cmd(&["CLIENT", "LIST", "ID", &id]);
+            // The fields that say what the client is, not what it did lately (age, idle,
+            // buffers and the last command change with every query).
+            let text = list.text().unwrap_or_default();
+            let fields: Vec<&str> = text
+                .split_whitespace()
+                .filter(|f| {
+                    [
+                        "id=", "flags=", "redir=", "resp=", "db=", "sub=", "psub=", "multi=",
+                    ]
+                    .iter()
+                    .any(|p| f.starts_with(p))
+                })
+                .collect();
+            s.push((format!("CLIENT LIST ID {id}"), fields.join(" ")));
+        }
+        let (stats, memory) = stats_without_memory(&mut self.admin3);
+        s.push(("TRACKINFO.STATS but memory-bytes".into(), stats));
+        let (stats2, _) = stats_without_memory(&mut self.admin2);
+        s.push(("TRACKINFO.STATS but memory-bytes (RESP2)".into(), stats2));
+        let dbsize = self.admin2.cmd(&["DBSIZE"]);
+        s.push(("DBSIZE".into(), dbsize.to_string()));
+        s.push((
+            "INFO keyspace".into(),
+            info_fields(&mut self.admin2, "keyspace", &[]),
+        ));
+        s.push((
+            "INFO clients".into(),
+            info_fields(
+                &mut self.admin2,
+                "clients",
+                &[
+                    "connected_clients",
+                    "blocked_clients",
+                    "tracking_clients",
+                    "pubsub_clients",
+                ],
+            ),
+        ));
+        s.push((
+            "INFO stats tracking".into(),
+            info_fields(
+                &mut self.admin2,
+                "stats",
+                &[
+                    "tracking_total_keys",
+                    "tracking_total_items",
+                    "tracking_total_prefixes",
+                ],
+            ),
+        ));
+        let config = self.admin2.cmd(&["CONFIG", "GET", "trackinfo.*"]);
+        s.push(("CONFIG GET trackinfo.*".into(), config.to_string()));
+        (s, memory)
+    }
+}
+
+fn assert_same(server: &Server, before: &Snapshot, after: &Snapshot, when: &str) {
+    let mut diffs = String::new();
+    for ((what, b), (_, a)) in before.iter().zip(after) {
+        if a != b {
+            let _ = write!(diffs, "\n  {what}:\n    before: {b}\n    after:  {a}");
+        }
+    }
+    assert!(
+        diffs.is_empty() && before.len() == after.len(),
+        "{when} changed state on {}:{diffs}",
+        server.describe()
+    );
+}
+
+/// Sends every row on `c` and checks each answer; `Err` lists every row that answered wrong.
+fn run_table(
+    c: &mut Conn,
+    rows: &[(&[A], &str)],
+    live: i64,
+    dead: i64,
+    who: &str,
+) -> Result<usize, String> {
+    let mut wrong = String::new();
+    for (row, expected) in rows {
+        let args = resolve(row, live, dead);
+        let reply = c.cmd(&args);
+        if error_text(&reply).as_deref() != Some(*expected) {
+            let _ = write!(
+                wrong,
+                "\n  {} from {who}: got {reply}, expected -{expected}",
+                show_command(&args)
+            );
+        }
+    }
+    if wrong.is_empty() {
+        Ok(rows.len())
+    } else {
+        Err(wrong)
+    }
+}
+
+/// The rows queued in MULTI: each answers +QUEUED (the module checks its arguments itself, when
+/// the command runs), and EXEC's array holds each row's error in order.
+fn run_table_in_multi(
+    c: &mut Conn,
+    rows: &[(&[A], &str)],
+    live: i64,
+    dead: i64,
+) -> Result<usize, String> {
+    let rows: Vec<&(&[A], &str)> = rows
+        .iter()
+        .filter(|(_, e)| !is_unknown_command(e))
+        .collect();
+    c.ok(&["MULTI"]);
+    for (row, _) in &rows {
+        let args = resolve(row, live, dead);
+        let r = c.cmd(&args);
+        if !matches!(&r, Resp::Simple(s) if s == b"QUEUED") {
+            return Err(format!("{} in MULTI answered {r}", show_command(&args)));
+        }
+    }
+    let exec = c.cmd(&["EXEC"]);
+    let items = exec
+        .items()
+        .ok_or_else(|| format!("EXEC answered {exec}"))?;
+    if items.len() != rows.len() {
+        return Err(format!(
+            "EXEC has {} replies for {} commands",
+            items.len(),
+            rows.len()
+        ));
+    }
+    let mut wrong = String::new();
+    for ((row, expected), reply) in rows.iter().zip(items) {
+        if error_text(reply).as_deref() != Some(*expected) {
+            let _ = write!(
+                wrong,
+                "\n  {} in EXEC: got {reply}, expected -{expected}",
+                show_command(&resolve(row, live, dead))
+            );
+        }
+    }
+    if wrong.is_empty() {
+        Ok(rows.len())
+    } else {
+        Err(wrong)
+    }
+}
+
+/// Growth of `memory-bytes` tolerated across the table: the allocator counts capacity that
+/// containers keep once grown. A leak of even a few bytes per bad request (about 400 requests)
+/// or of any reply buffer would exceed it.
+const MEMORY_SLACK: i64 = 16 * 1024;
+
+#[test]
+fn bad_arguments_get_exact_errors_and_change_nothing() {
+    for bin in servers() {
+        let server = Server::with_module(&bin);
+        let started = Instant::now();
+        let mut w = world(&server);
+        let (live, dead) = (w.live(), w.dead);
+        // The state to keep is not trivial: every mode, prefixes with a NUL, a broken redirect,
+        // and keys in the table.
+        let flags: Vec<Vec<String>> = w
+            .trackers
+            .iter_mut()
+            .map(|(c, _, _)| common::mirror::truth(c).flags)
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                vec!["on", "bcast", "noloop"],
+                vec!["on", "optin"],
+                vec!["on", "noloop"],
+                vec!["on", "optout", "broken_redirect"],
+            ],
+            "on {}",
+            server.describe()
+        );
+        if server.info.module_knows_sender() {
+            let keys = w.admin2.cmd(&["TRACKINFO.KEYS", &live.to_string()]);
+            assert_eq!(keys, Resp::Array(vec![Resp::Bulk(b"k2".to_vec())]));
+        }
+        let (before, memory_before) = w.snapshot(&server);
+        // A second snapshot with nothing in between: the snapshot itself changes nothing.
+        let (again, _) = w.snapshot(&server);
+        assert_same(&server, &before, &again, "taking a snapshot");
+
+        let mut rows: Vec<(&[A], &str)> = TABLE.to_vec();
+        if server.info.is_redis70() {
+            rows.extend_from_slice(TABLE_REDIS70);
+        }
+        let mut sent = 0;
+        let mut failures = Vec::new();
+        for (who, result) in [
+            (
+                "admin RESP2",
+                run_table(&mut w.admin2, &rows, live, dead, "admin RESP2"),
+            ),
+            (
+                "admin RESP3",
+                run_table(&mut w.admin3, &rows, live, dead, "admin RESP3"),
+            ),
+        ] {
+            match result {
+                Ok(n) => sent += n,
+                Err(e) => failures.push(format!("{who}:{e}")),
+            }
+        }
+        // From a tracking connection itself (plain: no CACHING window that a command would end).
+        let (plain, _, _) = &mut w.trackers[2];
+        match run_table(plain, &rows, live, dead, "a tracking RESP3 connection") {
+            Ok(n) => sent += n,
+            Err(e) => failures.push(e),
+        }
+        match run_table_in_multi(&mut w.admin2, &rows, live, dead) {
+            Ok(n) => sent += n,
+            Err(e) => failures.push(format!("MULTI:{e}")),
+        }
+        assert!(
+            failures.is_empty(),
+            "wrong errors on {}:\n{}",
+            server.describe(),
+            failures.join("\n")
+        );
+
+        for c in [&mut w.admin2, &mut w.admin3] {
+            assert_eq!(c.cmd(&["PING"]), Resp::Simple(b"PONG".to_vec()));
+        }
+        let (after, memory_after) = w.snapshot(&server);
+        assert_same(&server, &before, &after, "bad input");
+        assert!(
+            memory_after <= memory_before + MEMORY_SLACK,
+            "memory-bytes grew from {memory_before} to {memory_after} over {sent} bad requests on {}",
+            server.describe()
+        );
+        // And the mirror is still exact (partial on 7.0) for every tracking connection.
+        let expect = Expect::for_client(&server.info, true);
+        for (conn, id, _) in w.trackers.iter_mut() {
+            let observer = if conn.proto == 3 {
+                &mut w.admin3
+            } else {
+                &mut w.admin2
+            };
+            common::mirror::assert_client_mirror(&server, conn, *id, observer, expect);
+        }
+        assert_no_bad_log_lines(&server);
+        println!(
+            "{}: {sent} bad requests, each with its exact error, state unchanged (memory-bytes {memory_before} -> {memory_after}), in {:.1?}",
+            server.info,
+            started.elapsed()
+        );
+    }
+}
+
+/// CLIENT TRACKING and CLIENT CACHING compare option words with strcasecmp, so a word followed
+/// by a NUL byte and junk is that word to the server; values (REDIRECT ids, PREFIXes) keep every
+/// byte. The mirror must read them the same way.
+#[test]
+fn option_words_with_a_nul_byte_are_read_as_the_server_reads_them() {
+    for bin in servers() {
+        let server = Server::with_module(&bin);
+        for proto in [2u8, 3] {
+            let mut c = server.conn_proto(proto);
+            let id = c.client_id();
+            let mut observer = server.conn_proto(proto);
+            let expect = Expect::for_client(&server.info, true);
+            c.ok(&[
+                &b"CLIENT"[..],
+                b"TRACKING",
+                b"ON\x00junk",
+                b"OPTIN\x00",
+                b"noloop\x00\r\n",
+            ]);
+            c.ok(&[&b"CLIENT"[..], b"CACHING", b"yes\x00no"]);
+            let t =
+                common::mirror::assert_client_mirror(&server, &mut c, id, &mut observer, expect);
+            assert_eq!(t.flags, ["on", "optin", "caching-yes", "noloop"]);
+            assert_mirrored(&server, &mut c, id, &mut observer);
+            // A redirect id is read with string2ll over every byte: "5\0" is not an integer.
+            let r = c.cmd(&[
+                &b"CLIENT"[..],
+                b"TRACKING",
+                b"ON",
+                b"REDIRECT\x00",
+                b"5\x00",
+            ]);
+            assert_eq!(
+                error_text(&r).as_deref(),
+                Some(NOT_AN_INTEGER),
+                "on {}",
+                server.describe()
+            );
+            c.ok(&[&b"CLIENT"[..], b"TRACKING", b"off\x00on"]);
+            assert_mirrored(&server, &mut c, id, &mut observer);
+            c.ok(&[
+                &b"CLIENT"[..],
+                b"TRACKING",
+                b"on",
+                b"BCAST\x00",
+                b"PREFIX\x00",
+                b"a\x00b",
+                b"prefix",
+                b"a\x00c",
+            ]);
+            let t = assert_mirrored(&server, &mut c, id, &mut observer);
+            assert_eq!(t.prefixes, [b"a\x00b".to_vec(), b"a\x00c".to_vec()]);
+        }
+        assert_no_bad_log_lines(&server);
+    }
+}
+
+/// The server log must show no panic and no internal error from the module; and where the
+/// module sees every sender, no client it had to give up on (`marking it partial`).
+fn assert_no_bad_log_lines(server: &Server) {
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("panic")
+                || l.contains("internal error")
+                || (l.contains("trackinfo")
+                    && l.contains("marking it partial")
+                    && server.info.module_knows_sender())
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the log of {} has:\n{}",
+        server.describe(),
+        bad.join("\n")
+    );
+}
+
+// ---- the fuzz ----
+
+/// Vectors per server when `TRACKINFO_BAD_INPUT_VECTORS` is not set (5,000 under valgrind).
+const DEFAULT_VECTORS: usize = 100_000;
+/// Connections sending vectors; each round, each sends a batch.
+const FUZZERS: usize = 5;
+const BATCH: usize = 100;
+
+fn vectors() -> usize {
+    match std::env::var("TRACKINFO_BAD_INPUT_VECTORS") {
+        Ok(s) if !s.is_empty() => s
+            .parse()
+            .unwrap_or_else(|_| panic!("TRACKINFO_BAD_INPUT_VECTORS={s} is not a number")),
+        _ => common::sized(DEFAULT_VECTORS, 5_000),
+    }
+}
+
+type Cmd = Vec<Vec<u8>>;
+
+/// Keys read and written by the fuzzers (so that TRACKINFO.KEYS has something to list, and
+/// invalidations and broken redirects happen); prefixes overlap them and each other.
+const KEYS: [&[u8]; 6] = [b"a", b"ab", b"b", b"k", b"x\x00y", b"\r\n"];
+const PREFIXES: [&[u8]; 12] = [
+    b"", b"a", b"ab", b"b", b"bc", b"k", b"x", b"x\x00y", b"\r\n", b"\x00", b"\xff", b"zz",
+];
+const WORDS: [&str; 22] = [
+    "ON", "OFF", "BCAST", "OPTIN", "OPTOUT", "NOLOOP", "PREFIX", "REDIRECT", "YES", "NO", "COUNT",
+    "count", "ALL", "ID", "LIMIT", "TRACKING", "CACHING", "on", "yes", "-", "*", "GET",
+];
+/// Option words with a NUL byte and junk after it: the server compares option words with
+/// strcasecmp, so it reads these as the word before the NUL.
+const NUL_WORDS: [&[u8]; 12] = [
+    b"ON\x00",
+    b"off\x00x",
+    b"BCAST\x00\r\n",
+    b"OPTIN\x00",
+    b"optout\x00\xff",
+    b"NOLOOP\x00",
+    b"PREFIX\x00",
+    b"REDIRECT\x00",
+    b"YES\x00",
+    b"no\x00yes",
+    b"COUNT\x00",
+    b"\x00ON",
+];
+const NUMBERS: [&str; 16] = [
+    "0",
+    "1",
+    "2",
+    "5",
+    "100",
+    "-1",
+    "-100",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551615",
+    "99999999999999999999999",
+    "1.5",
+    "01",
+    "+3",
+];
+/// Bytes for junk strings: NUL, CR, LF, space, quote, high bytes, digits, letters, a minus.
+const PALETTE: &[u8] = b"\x00\r\n \"\xff\x80\x7f019-aZ*$:";
+
+fn vary_case(rng: &mut Rng, word: &str) -> Vec<u8> {
+    match rng.below(10) {
+        0..=6 => word.as_bytes().to_vec(),
+        7 | 8 => word.to_lowercase().into_bytes(),
+        _ => word
+            .bytes()
+            .map(|b| {
+                if rng.chance(50) {
+                    b.to_ascii_lowercase()
+                } else {
+                    b
+                }
+            })
+            .collect(),
+    }
+}
+
+/// What a vector is, for checking its reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// One of the module's commands (index into COMMANDS).
+    Module(usize),
+    /// A TRACKINFO-like name the module does not have. `Some(command)` for the name of one of
+    /// the module's commands with a NUL byte and more after it: the server looks names up in a
+    /// hash table keyed by every byte but compares entries with strcasecmp, so such a name
+    /// resolves to the command when its hash happens to land in that command's bucket (it
+    /// depends on the server's random hash seed).
+    UnknownName(Option<usize>),
+    Tracking,
+    Caching,
+    /// A read or a write, not counted as a vector.
+    Data,
+}
+
+struct Fuzzer {
+    conn: Conn,
+    id: i64,
+}
+
+#[derive(Default)]
+struct Tally {
+    vectors: usize,
+    data: usize,
+    module_ok: usize,
+    module_errors: BTreeMap<String, usize>,
+    tracking_ok: usize,
+    tracking_errors: usize,
+    caching_ok: usize,
+    caching_errors: usize,
+    error_then_ok: usize,
+    disconnects: usize,
+    comparisons: usize,
+}
+
+struct Fuzz<'s> {
+    server: &'s Server,
+    rng: Rng,
+    seed: u64,
+    fuzzers: Vec<Fuzzer>,
+    /// Observers in RESP2 and RESP3: they never track, never disconnect, send no vector.
+    observers: [Conn; 2],
+    observer_ids: [i64; 2],
+    dead: Vec<i64>,
+    round: usize,
+    tally: Tally,
+    /// The last round's commands per fuzzer, for failure reports.
+    last: Vec<String>,
+}
+
+/// The reply a module command must give, from its arguments alone: the module's checks, in the
+/// module's order (src/commands/info.rs and keys.rs).
+#[derive(Debug)]
+enum Want {
+    Error(Vec<String>),
+    /// A reply of this shape; for an entry, of this client id.
+    Entry(i64),
+    List,
+    Stats,
+}
+
+fn parse_id(arg: &[u8]) -> Option<i64> {
+    // As the server's string2ll: optional '-', no '+', no leading zero, no spaces.
+    let s = std::str::from_utf8(arg).ok()?;
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let canonical = s == "0" || (digits.starts_with(|c: char| ('1'..='9').contains(&c)));
+    if !canonical || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn predict(command: usize, args: &[Vec<u8>], caller: i64, live: &[i64], exact: bool) -> Want {
+    let err = |e: &str| Want::Error(vec![e.to_string()]);
+    let arity = || Want::Error(vec![arity_error(COMMANDS[command])]);
+    let exists = |id: i64| id > 0 && live.contains(&id);
+    match COMMANDS[command] {
+        "trackinfo.get" if args.len() != 1 => arity(),
+        "trackinfo.get" => Want::Entry(caller),
+        "trackinfo.clients" if args.len() != 1 => arity(),
+        "trackinfo.clients" => Want::List,
+        "trackinfo.stats" if args.len() != 1 => arity(),
+        "trackinfo.stats" => Want::Stats,
+        "trackinfo.client" if args.len() != 2 => arity(),
+        "trackinfo.client" => match parse_id(&args[1]) {
+            None => err(NOT_AN_INTEGER),
+            Some(id) if !exists(id) => err(NO_SUCH_CLIENT),
+            Some(id) => Want::Entry(id),
+        },
+        _ => {
+            // trackinfo.keys <client-id> [COUNT n]
+            if args.len() < 2 {
+                return arity();
+            }
+            let Some(id) = parse_id(&args[1]) else {
+                return err(NOT_AN_INTEGER);
+            };
+            let tail = match &args[2..] {
+                [] => None,
+                [opt, n] if opt.eq_ignore_ascii_case(b"count") => match parse_id(n) {
+                    Some(n) if n >= 0 => None,
+                    Some(_) => Some(MUST_BE_POSITIVE),
+                    None => Some(NOT_AN_INTEGER),
+                },
+                _ => Some(SYNTAX),
+            };
+            // The syntax first, then the client.
+            match tail {
+                Some(t) => err(t),
+                None if !exists(id) => err(NO_SUCH_CLIENT),
+                None if !exact => err(KEYS_UNKNOWN_SENDER),
+                None => Want::List,
+            }
+        }
+    }
+}
+
+impl<'s> Fuzz<'s> {
+    fn new(server: &'s Server, seed: u64) -> Fuzz<'s> {
+        let mut observers = [server.conn_proto(2), server.conn_proto(3)];
+        let observer_ids = [observers[0].client_id(), observers[1].client_id()];
+        let mut fuzz = Fuzz {
+            server,
+            rng: Rng(seed),
+            seed,
+            fuzzers: Vec::new(),
+            observers,
+            observer_ids,
+            dead: Vec::new(),
+            round: 0,
+            tally: Tally::default(),
+            last: Vec::new(),
+        };
+        for _ in 0..FUZZERS {
+            let f = fuzz.new_fuzzer();
+            fuzz.fuzzers.push(f);
+        }
+        fuzz
+    }
+
+    fn new_fuzzer(&mut self) -> Fuzzer {
+        let proto = if self.rng.chance(50) { 3 } else { 2 };
+        let mut conn = self.server.conn_proto(proto);
+        let id = conn.client_id();
+        Fuzzer { conn, id }
+    }
+
+    fn live_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.fuzzers.iter().map(|f| f.id).collect();
+        ids.extend(self.observer_ids);
+        ids
+    }
+
+    // ---- argument generators ----
+
+    fn junk_bytes(&mut self) -> Vec<u8> {
+        let n = self.rng.below(12);
+        (0..n).map(|_| self.rng.pick(PALETTE)).collect()
+    }
+
+    /// A client id as a caller might send it: live, dead, own, observer, or not an id at all.
+    fn id_arg(&mut self, me: usize) -> Vec<u8> {
+        let id = match self.rng.below(100) {
+            0..=34 => self.fuzzers[self.rng.below(self.fuzzers.len())].id,
+            35..=44 => self.fuzzers[me].id,
+            45..=54 => self.observer_ids[self.rng.below(2)],
+            55..=69 if !self.dead.is_empty() => self.dead[self.rng.below(self.dead.len())],
+            55..=84 => return self.rng.pick(&NUMBERS).into(),
+            _ => return self.junk(),
+        };
+        id.to_string().into_bytes()
+    }
+
+    /// Anything: a word, a number, an id, an empty string, or binary junk.
+    fn junk(&mut self) -> Vec<u8> {
+        match self.rng.below(100) {
+            0..=21 => {
+                let w = self.rng.pick(&WORDS);
+                vary_case(&mut self.rng, w)
+            }
+            22..=27 => self.rng.pick(&NUL_WORDS).to_vec(),
+            28..=44 => self.rng.pick(&NUMBERS).into(),
+            45..=54 => Vec::new(),
+            55..=64 => self.rng.pick(&KEYS).to_vec(),
+            _ => self.junk_bytes(),
+        }
+    }
+
+    fn module_vector(&mut self, me: usize) -> (Cmd, Kind) {
+        let roll = self.rng.below(100);
+        if roll >= 97 {
+            let (name, command) = self.rng.pick(&[
+                (&b"TRACKINFO"[..], None),
+                (b"TRACKINFO.", None),
+                (b"TRACKINFO.GETX", None),
+                (b"TRACKINFO.KEY", None),
+                (b"TRACKINFO.STATS\r\n", None),
+                (b"TRACKINFO.CLIENT\x00", Some(1)),
+                (b"trackinfo.keys\x00\x00", Some(3)),
+                (b"TRACKINFO.GET\x00x", Some(0)),
+            ]);
+            let mut c = vec![name.to_vec()];
+            for _ in 0..self.rng.below(3) {
+                let j = self.junk();
+                c.push(j);
+            }
+            return (c, Kind::UnknownName(command));
+        }
+        let command = match roll {
+            0..=14 => 0,  // get
+            15..=39 => 1, // client
+            40..=51 => 2, // clients
+            52..=84 => 3, // keys
+            _ => 4,       // stats
+        };
+        let mut c = vec![vary_case(&mut self.rng, COMMANDS[command])];
+        if self.rng.chance(55) {
+            // Shaped like a real call, so that the valid paths and near misses are common.
+            match command {
+                1 => {
+                    let id = self.id_arg(me);
+                    c.push(id);
+                }
+                3 => {
+                    let id = self.id_arg(me);
+                    c.push(id);
+                    if self.rng.chance(60) {
+                        let word = if self.rng.chance(80) {
+                            vary_case(&mut self.rng, "COUNT")
+                        } else {
+                            self.junk()
+                        };
+                        c.push(word);
+                        if self.rng.chance(90) {
+                            let n = if self.rng.chance(50) {
+                                self.rng.below(4).to_string().into_bytes()
+                            } else {
+                                self.junk()
+                            };
+                            c.push(n);
+                        }
+                    }
+                }
+                // GET, CLIENTS, STATS: mostly right, sometimes with one stray argument.
+                _ if self.rng.chance(60) => {}
+                _ => {
+                    let j = self.junk();
+                    c.push(j);
+                }
+            }
+        } else {
+            let n = self.rng.pick(&[0, 0, 1, 1, 1, 2, 2, 3, 4, 7]);
+            for _ in 0..n {
+                let a = if self.rng.chance(30) {
+                    self.id_arg(me)
+                } else {
+                    self.junk()
+                };
+                c.push(a);
+            }
+        }
+        (c, Kind::Module(command))
+    }
+
+    /// `word` in a random case, or now and then followed by a NUL byte and junk.
+    fn option(&mut self, word: &str) -> Vec<u8> {
+        let mut w = vary_case(&mut self.rng, word);
+        if self.rng.chance(4) {
+            w.push(0);
+            let tail = self.junk_bytes();
+            w.extend(tail);
+        }
+        w
+    }
+
+    /// A well-formed CLIENT TRACKING, so that the connections reach every mode (and the
+    /// prefix-overlap quirk) between the junk.
+    fn well_formed_tracking(&mut self, me: usize) -> Cmd {
+        let mut c = vec![b"CLIENT".to_vec(), b"TRACKING".to_vec()];
+        if self.rng.chance(20) {
+            c.push(self.option("OFF"));
+            return c;
+        }
+        c.push(self.option("ON"));
+        match self.rng.below(4) {
+            0 => {}
+            1 => c.push(self.option("OPTIN")),
+            2 => c.push(self.option("OPTOUT")),
+            _ => {
+                c.push(self.option("BCAST"));
+                for _ in 0..self.rng.below(4) {
+                    c.push(self.option("PREFIX"));
+                    c.push(self.rng.pick(&PREFIXES).to_vec());
+                }
+            }
+        }
+        if self.rng.chance(30) {
+            c.push(self.option("NOLOOP"));
+        }
+        if self.rng.chance(30) {
+            c.push(self.option("REDIRECT"));
+            let id = self.id_arg(me);
+            c.push(id);
+        }
+        c
+    }
+
+    fn tracking_vector(&mut self, me: usize) -> Cmd {
+        if self.rng.chance(35) {
+            return self.well_formed_tracking(me);
+        }
+        let mut c = vec![
+            vary_case(&mut self.rng, "CLIENT"),
+            vary_case(&mut self.rng, "TRACKING"),
+        ];
+        match self.rng.below(100) {
+            0..=3 => return c, // no mode: wrong arity
+            4..=54 => c.push(self.option("ON")),
+            55..=84 => c.push(self.option("OFF")),
+            _ => {
+                let j = self.junk();
+                c.push(j);
+            }
+        }
+        for _ in 0..self.rng.pick(&[0, 0, 1, 1, 2, 2, 3, 4, 6]) {
+            match self.rng.below(100) {
+                0..=17 => {
+                    c.push(self.option("REDIRECT"));
+                    let id = self.id_arg(me);
+                    c.push(id);
+                }
+                18..=33 => c.push(self.option("BCAST")),
+                34..=53 => {
+                    c.push(self.option("PREFIX"));
+                    let p = if self.rng.chance(85) {
+                        self.rng.pick(&PREFIXES).to_vec()
+                    } else {
+                        self.junk_bytes()
+                    };
+                    c.push(p);
+                }
+                54..=65 => c.push(self.option("OPTIN")),
+                66..=77 => c.push(self.option("OPTOUT")),
+                78..=89 => c.push(self.option("NOLOOP")),
+                _ => {
+                    let j = self.junk();
+                    c.push(j);
+                }
+            }
+        }
+        if self.rng.chance(4) {
+            // An option with its value missing.
+            let word = self.rng.pick(&["REDIRECT", "PREFIX"]);
+            c.push(vary_case(&mut self.rng, word));
+        }
+        c
+    }
+
+    fn caching_vector(&mut self) -> Cmd {
+        let mut c = vec![
+            vary_case(&mut self.rng, "CLIENT"),
+            vary_case(&mut self.rng, "CACHING"),
+        ];
+        match self.rng.below(100) {
+            0..=39 => c.push(self.option("YES")),
+            40..=74 => c.push(self.option("NO")),
+            75..=89 => {
+                let j = self.junk();
+                c.push(j);
+            }
+            90..=94 => {}
+            _ => {
+                c.push(vary_case(&mut self.rng, "YES"));
+                let j = self.junk();
+                c.push(j);
+            }
+        }
+        c
+    }
+
+    fn data_command(&mut self) -> Cmd {
+        let k1 = self.rng.pick(&KEYS).to_vec();
+        let k2 = self.rng.pick(&KEYS).to_vec();
+        match self.rng.below(5) {
+            0 => vec![b"GET".to_vec(), k1],
+            1 => vec![b"MGET".to_vec(), k1, k2],
+            2 => vec![b"SET".to_vec(), k1, b"1".to_vec()],
+            3 => vec![b"DEL".to_vec(), k1],
+            _ => vec![b"STRLEN".to_vec(), k1],
+        }
+    }
+
+    fn vector(&mut self, me: usize) -> (Cmd, Kind) {
+        match self.rng.below(100) {
+            0..=47 => self.module_vector(me),
+            48..=79 => (self.tracking_vector(me), Kind::Tracking),
+            80..=93 => (self.caching_vector(), Kind::Caching),
+            _ => (self.data_command(), Kind::Data),
+        }
+    }
+
+    // ---- one round ----
+
+    /// Every fuzzer pipelines a batch, then every reply is read and checked. Each batch starts
+    /// with `CLIENT SETNAME <name>` and ends with `CLIENT GETNAME`; a CLIENT TRACKING with two
+    /// PREFIXes or more (which may answer an error and then `+OK`) is followed by a
+    /// `CLIENT GETNAME` too, so that every reply belongs to a known command. CLIENT subcommands
+    /// keep a CACHING window open, so the syncs change nothing.
+    fn round(&mut self) -> Result<(), String> {
+        let live = self.live_ids();
+        let exact = self.server.info.module_knows_sender();
+        let mut plans: Vec<Vec<(Cmd, Kind)>> = Vec::with_capacity(self.fuzzers.len());
+        for me in 0..self.fuzzers.len() {
+            let plan: Vec<(Cmd, Kind)> = (0..BATCH).map(|_| self.vector(me)).collect();
+            plans.push(plan);
+        }
+        self.last = plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let cmds: Vec<String> = p.iter().map(|(c, _)| show_command(c)).collect();
+                format!(
+                    "fuzzer {i} (id {}): {}",
+                    self.fuzzers[i].id,
+                    cmds.join("; ")
+                )
+            })
+            .collect();
+        for (i, plan) in plans.iter().enumerate() {
+            let name = format!("r{}f{i}", self.round);
+            let f = &mut self.fuzzers[i];
+            f.conn.send(&["CLIENT", "SETNAME", &name]);
+            for (c, kind) in plan {
+                f.conn.send(c);
+                if *kind == Kind::Tracking && may_answer_twice(c) {
+                    f.conn.send(&["CLIENT", "GETNAME"]);
+                }
+            }
+            f.conn.send(&["CLIENT", "GETNAME"]);
+        }
+        for (i, plan) in plans.iter().enumerate() {
+            let name = format!("r{}f{i}", self.round);
+            let id = self.fuzzers[i].id;
+            let conn = &mut self.fuzzers[i].conn;
+            let proto = conn.proto;
+            let r = conn.read_reply();
+            if !r.is_ok() {
+                return Err(format!("fuzzer {i}: CLIENT SETNAME answered {r}"));
+            }
+            for (c, kind) in plan {
+                let (reply, raw) = conn.read_reply_raw();
+                let what = || format!("fuzzer {i} (id {id}, RESP{proto}): {}", show_command(c));
+                match kind {
+                    Kind::Module(command) => {
+                        let want = predict(*command, c, id, &live, exact);
+                        check_module_reply(&want, &reply, &raw, proto)
+                            .map_err(|e| format!("{}: {e}", what()))?;
+                        match &reply {
+                            Resp::Error(e) => {
+                                *self
+                                    .tally
+                                    .module_errors
+                                    .entry(String::from_utf8_lossy(e).into_owned())
+                                    .or_default() += 1
+                            }
+                            _ => self.tally.module_ok += 1,
+                        }
+                    }
+                    Kind::UnknownName(command) => {
+                        let unknown = error_text(&reply)
+                            .is_some_and(|e| e.starts_with("ERR unknown command '"));
+                        let resolved = command.is_some_and(|command| {
+                            let want = predict(command, c, id, &live, exact);
+                            check_module_reply(&want, &reply, &raw, proto).is_ok()
+                        });
+                        if !unknown && !resolved {
+                            return Err(format!("{}: answered {reply}", what()));
+                        }
+                    }
+                    Kind::Tracking | Kind::Caching => {
+                        check_server_reply(&reply).map_err(|e| format!("{}: {e}", what()))?;
+                        let ok = reply.is_ok();
+                        match (kind, ok) {
+                            (Kind::Tracking, true) => self.tally.tracking_ok += 1,
+                            (Kind::Tracking, false) => self.tally.tracking_errors += 1,
+                            (_, true) => self.tally.caching_ok += 1,
+                            _ => self.tally.caching_errors += 1,
+                        }
+                    }
+                    Kind::Data => {
+                        if reply.is_error() {
+                            return Err(format!("{}: answered {reply}", what()));
+                        }
+                    }
+                }
+                if *kind == Kind::Data {
+                    self.tally.data += 1;
+                } else {
+                    self.tally.vectors += 1;
+                }
+                if *kind == Kind::Tracking && may_answer_twice(c) {
+                    let mut next = conn.read_reply();
+                    let overlap = error_text(&reply)
+                        .is_some_and(|e| e.contains("overlaps with another provided prefix"));
+                    if overlap && next.is_ok() {
+                        // The server's prefix-overlap quirk: an error, then +OK.
+                        self.tally.error_then_ok += 1;
+                        next = conn.read_reply();
+                    }
+                    if next != Resp::Bulk(name.clone().into_bytes()) {
+                        return Err(format!(
+                            "{}: answered {reply}, then {next} where the sync's name was due",
+                            what()
+                        ));
+                    }
+                }
+            }
+            let r = conn.read_reply();
+            if r != Resp::Bulk(name.clone().into_bytes()) {
+                return Err(format!(
+                    "fuzzer {i}: the batch's closing CLIENT GETNAME answered {r}, expected \"{name}\""
+                ));
+            }
+            // Invalidations are not under test here.
+            conn.pushes.clear();
+        }
+        Ok(())
+    }
+
+    /// Closes a fuzzer's connection (often a redirect target of another), waits until the
+    /// server has freed it, and opens a new one.
+    fn disconnect(&mut self) {
+        let victim = self.rng.below(self.fuzzers.len());
+        let gone = self.fuzzers.remove(victim);
+        drop(gone.conn);
+        self.server
+            .wait_client_gone(&mut self.observers[0], gone.id);
+        self.dead.push(gone.id);
+        self.tally.disconnects += 1;
+        let fresh = self.new_fuzzer();
+        self.fuzzers.insert(victim, fresh);
+    }
+
+    /// The mirror check of tests/differential.rs: each fuzzer's own `CLIENT TRACKINGINFO`
+    /// against `TRACKINFO.CLIENT <id>` from the observer of its protocol, then
+    /// `TRACKINFO.CLIENTS` lists exactly the tracking connections.
+    fn check_mirror(&mut self) -> Result<(), String> {
+        for o in self.observers.iter_mut() {
+            o.pushes.clear();
+        }
+        for f in self.fuzzers.iter_mut() {
+            f.conn.send(&["CLIENT", "TRACKINGINFO"]);
+        }
+        let truths: Vec<Vec<u8>> = self
+            .fuzzers
+            .iter_mut()
+            .map(|f| f.conn.read_reply_raw().1)
+            .collect();
+        for f in &self.fuzzers {
+            let o = usize::from(f.conn.proto == 3);
+            self.observers[o].send(&["TRACKINFO.CLIENT", &f.id.to_string()]);
+        }
+        let expect = Expect::for_client(&self.server.info, true);
+        let floor = self.server.started_ms - 1000;
+        let mut tracking = Vec::new();
+        for (i, f) in self.fuzzers.iter().enumerate() {
+            let o = usize::from(f.conn.proto == 3);
+            let (_, mirror) = self.observers[o].read_reply_raw();
+            compare(&truths[i], &mirror, f.conn.proto, f.id, expect, floor)
+                .map_err(|e| format!("fuzzer {i}: {e}"))?;
+            self.tally.comparisons += 1;
+            if Fields::parse_truth(&truths[i], f.conn.proto)?.is_on() {
+                tracking.push(f.id);
+            }
+        }
+        tracking.sort_unstable();
+        let (reply, raw) = self.observers[self.round % 2].cmd_raw(&["TRACKINFO.CLIENTS"]);
+        let proto = self.observers[self.round % 2].proto;
+        let (_, entries) = split_raw(&raw).map_err(|e| format!("TRACKINFO.CLIENTS: {e}"))?;
+        let listed = entries
+            .iter()
+            .map(|e| Fields::parse_mirror(e, proto).map(|f| f.id.unwrap_or(-1)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("TRACKINFO.CLIENTS entry: {e}: {reply}"))?;
+        if listed != tracking {
+            return Err(format!(
+                "TRACKINFO.CLIENTS lists {listed:?}; the connections tracking are {tracking:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn report(&self, what: &str) -> String {
+        format!(
+            "on {}\nseed {} (replay: TRACKINFO_FUZZ_SEED={} TRACKINFO_SERVERS={}), round {}:\n{what}\n\nthe round's batches:\n{}\n\nserver log tail:\n{}",
+            self.server.describe(),
+            self.seed,
+            self.seed,
+            self.server.binary.display(),
+            self.round,
+            self.last.join("\n"),
+            self.server.log_tail(10)
+        )
+    }
+}
+
+/// `CLIENT TRACKING … PREFIX p PREFIX q …` can answer an error and then `+OK`. The server reads
+/// option words with strcasecmp, so `PREFIX\0junk` is a PREFIX too.
+fn may_answer_twice(c: &Cmd) -> bool {
+    let is_prefix = |a: &Vec<u8>| {
+        let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
+        a[..end].eq_ignore_ascii_case(b"PREFIX")
+    };
+    c.iter().filter(|a| is_prefix(a)).count() >= 2
+}
+
+/// The server's CLIENT TRACKING / CACHING answers: `+OK` or one of its `ERR` texts.
+fn check_server_reply(reply: &Resp) -> Result<(), String> {
+    const KNOWN: [&str; 15] = [
+        "ERR syntax error",
+        "ERR value is not an integer or out of range",
+        "ERR wrong number of arguments for 'client|tracking' command",
+        "ERR wrong number of arguments for 'client|caching' command",
+        "ERR A client can only redirect to a single other client",
+        "ERR The client ID you want redirect to does not exist",
+        "ERR PREFIX option requires BCAST mode to be enabled",
+        "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+        "ERR OPTIN and OPTOUT are not compatible with BCAST",
+        "ERR You can't specify both OPTIN mode and OPTOUT mode",
+        "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+        "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+        "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+        "ERR Prefix '",
+    ];
+    match reply {
+        r if r.is_ok() => Ok(()),
+        Resp::Error(e) => {
+            let e = String::from_utf8_lossy(e);
+            let known = KNOWN[..14].contains(&&*e)
+                || (e.starts_with(KNOWN[14])
+                    && e.ends_with("Prefixes for a single client must not overlap."));
+            if known {
+                Ok(())
+            } else {
+                Err(format!("unexpected error -{e}"))
+            }
+        }
+        other => Err(format!("answered {other}, expected +OK or an error")),
+    }
+}
+
+/// A module reply against what its arguments call for.
+fn check_module_reply(want: &Want, reply: &Resp, raw: &[u8], proto: u8) -> Result<(), String> {
+    let map = if proto == 3 { '%' } else { '*' };
+    match want {
+        Want::Error(texts) => match error_text(reply) {
+            Some(e) if texts.contains(&e) => Ok(()),
+            _ => Err(format!(
+                "answered {reply}, expected -{}",
+                texts.join(" or -")
+            )),
+        },
+        Want::Entry(id) => {
+            let f = Fields::parse_mirror(raw, proto)
+                .map_err(|e| format!("answered {reply}, not an entry: {e}"))?;
+            if f.id == Some(*id) {
+                Ok(())
+            } else {
+                Err(format!("answered the entry of {:?}, expected {id}", f.id))
+            }
+        }
+        Want::List => match reply {
+            Resp::Array(_) => Ok(()),
+            other => Err(format!("answered {other}, expected an array")),
+        },
+        Want::Stats if reply.marker() == map && !reply.is_error() => Ok(()),
+        Want::Stats => Err(format!("answered {reply}, expected a '{map}' of figures")),
+    }
+}
+
+/// Runs the fuzz on one server.
+fn fuzz(server: &Server, seed: u64, vectors: usize) -> Result<String, String> {
+    let started = Instant::now();
+    let mut f = Fuzz::new(server, seed);
+    f.check_mirror().map_err(|e| f.report(&e))?;
+    while f.tally.vectors < vectors {
+        f.round += 1;
+        f.round().map_err(|e| f.report(&e))?;
+        f.check_mirror()
+            .map_err(|e| f.report(&format!("after the round: {e}")))?;
+        // At least one disconnect, even in a short run (make memcheck's).
+        if f.rng.chance(8) || (f.round == 3 && f.tally.disconnects == 0) {
+            f.disconnect();
+        }
+    }
+    // The server is up and answers.
+    for o in f.observers.iter_mut() {
+        let r = o.cmd(&["PING"]);
+        if r != Resp::Simple(b"PONG".to_vec()) {
+            return Err(f.report(&format!("PING answered {r}")));
+        }
+    }
+    let mut fresh = server.conn_proto(3);
+    let fresh_id = fresh.client_id();
+    if fresh.cmd(&["PING"]) != Resp::Simple(b"PONG".to_vec()) {
+        return Err(f.report("a new connection gets no PONG"));
+    }
+    // The mirror still follows a new client through a few changes.
+    let mut observer = server.conn_proto(3);
+    for cmd in [
+        &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "p", "NOLOOP"][..],
+        &["CLIENT", "TRACKING", "OFF"],
+        &["CLIENT", "TRACKING", "ON", "OPTIN"],
+        &["CLIENT", "CACHING", "YES"],
+    ] {
+        fresh.ok(cmd);
+        assert_mirrored(server, &mut fresh, fresh_id, &mut observer);
+    }
+    // The module's figures agree with the server's own.
+    let stats = f.observers[1].cmd(&["TRACKINFO.STATS"]);
+    let Resp::Map(pairs) = &stats else {
+        return Err(f.report(&format!("TRACKINFO.STATS answered {stats}")));
+    };
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.text().as_deref() == Some(name))
+            .map(|(_, v)| v.clone())
+    };
+    let mut pairs_to_match = vec![("tracking-clients", "server-tracking-clients")];
+    if server.info.module_knows_sender() {
+        pairs_to_match.push(("keys", "server-tracking-total-keys"));
+        pairs_to_match.push(("items", "server-tracking-total-items"));
+    }
+    for (mine, theirs) in pairs_to_match {
+        if get(mine).is_none() || get(mine) != get(theirs) {
+            return Err(f.report(&format!(
+                "TRACKINFO.STATS {mine} is {:?} but {theirs} is {:?}",
+                get(mine),
+                get(theirs)
+            )));
+        }
+    }
+    let t = &f.tally;
+    let errors: Vec<String> = t
+        .module_errors
+        .iter()
+        .map(|(e, n)| format!("{n} x {e}"))
+        .collect();
+    let summary = format!(
+        "{}: {} vectors (+{} reads/writes) in {} rounds, {:.1?}; module: {} answered, errors [{}]; CLIENT TRACKING {} OK / {} errors (error-then-OK {}); CLIENT CACHING {} OK / {} errors; {} disconnects; {} mirror comparisons",
+        server.info,
+        t.vectors,
+        t.data,
+        f.round,
+        started.elapsed(),
+        t.module_ok,
+        errors.join("; "),
+        t.tracking_ok,
+        t.tracking_errors,
+        t.error_then_ok,
+        t.caching_ok,
+        t.caching_errors,
+        t.disconnects,
+        t.comparisons
+    );
+    // Not vacuous: the vectors reached the valid paths and every kind of error.
+    let reached = t.module_ok > vectors / 20
+        && t.tracking_ok > vectors / 50
+        && t.caching_ok > 0
+        && t.disconnects > 0
+        && [NOT_AN_INTEGER, NO_SUCH_CLIENT, SYNTAX]
+            .iter()
+            .all(|e| t.module_errors.contains_key(*e))
+        && COMMANDS
+            .iter()
+            .all(|c| t.module_errors.contains_key(&arity_error(c)));
+    if !reached {
+        return Err(f.report(&format!("the fuzz missed some paths: {summary}")));
+    }
+    Ok(summary)
+}
+
+#[test]
+fn random_argument_vectors_keep_the_server_up_and_the_mirror_exact() {
+    let seed = seed();
+    let vectors = vectors();
+    println!("seed {seed} (TRACKINFO_FUZZ_SEED), {vectors} vectors per server (TRACKINFO_BAD_INPUT_VECTORS)");
+    // One thread per server: the servers are separate processes, so this only shares the CPU.
+    let results: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = servers()
+            .into_iter()
+            .map(|bin| {
+                scope.spawn(move || {
+                    let server = Server::with_module(&bin);
+                    let summary = fuzz(&server, seed, vectors)?;
+                    assert_no_bad_log_lines(&server);
+                    Ok(summary)
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                run.join().unwrap_or_else(|panic| {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                    Err(format!(
+                        "panicked (seed {seed}): {}",
+                        text.unwrap_or_default()
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(summary) => println!("{summary}"),
+            Err(report) => failures.push(report),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} servers failed:\n\n{}",
+        failures.len(),
+        servers().len(),
+        failures.join("\n\n")
+    );
+}

@@ -124,7 +124,7 @@ impl Registry {
     /// Stores `c`, or forgets the client when its state is the default.
     pub fn put(&mut self, id: u64, c: Client) {
         if c.is_default() {
-            self.clients.remove(&id);
+            self.remove(id);
         } else {
             self.clients.insert(id, c);
         }
@@ -133,12 +133,17 @@ impl Registry {
     /// Drops an entry that became the default.
     pub fn tidy(&mut self, id: u64) {
         if self.clients.get(&id).is_some_and(Client::is_default) {
-            self.clients.remove(&id);
+            self.remove(id);
         }
     }
 
-    pub fn remove(&mut self, id: u64) {
-        self.clients.remove(&id);
+    pub fn remove(&mut self, id: u64) -> Option<Client> {
+        let c = self.clients.remove(&id);
+        if self.clients.is_empty() {
+            // A BTreeMap keeps its (empty) root node: give it back too.
+            self.clients = BTreeMap::new();
+        }
+        c
     }
 
     pub fn is_empty(&self) -> bool {

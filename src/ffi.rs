@@ -457,6 +457,25 @@ pub fn memcheck_canary() -> u8 {
     }
 }
 
+/// True when the server runs in cluster mode. `cluster-enabled` is fixed at startup, so the
+/// answer is kept for the life of the process (0: not asked yet, 1: no, 2: yes).
+pub fn cluster_enabled() -> bool {
+    static CLUSTER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    match CLUSTER.load(Ordering::Relaxed) {
+        0 => {}
+        known => return known == 2,
+    }
+    let ctx = DETACHED.load(Ordering::Acquire);
+    if ctx.is_null() {
+        return false;
+    }
+    // SAFETY: ctx is the live detached context; the cluster flag reads only server state.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx)) };
+    let on = flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER as c_int != 0;
+    CLUSTER.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+    on
+}
+
 /// True while the current command runs inside MULTI/EXEC.
 pub fn in_exec(ctx: &Context) -> bool {
     // SAFETY: ctx is the live context of the running command.
@@ -596,4 +615,87 @@ pub fn register_info(ctx: &Context) {
             f(ctx.ctx, Some(on_info));
         }
     }
+}
+
+/// Registers the configs `trackinfo.key-table-max-items` and `trackinfo.key-table` with these
+/// defaults, then applies the values the server holds for them (config file, `MODULE LOADEX`).
+/// Done here rather than by the redis-module crate, whose registration allocates a private-data
+/// box per config that nothing frees: 48 bytes lost at every MODULE LOAD.
+pub fn register_configs(
+    ctx: &Context,
+    max_items: i64,
+    key_table: bool,
+) -> Result<(), &'static str> {
+    let ok = raw::REDISMODULE_OK as c_int;
+    let flags = raw::REDISMODULE_CONFIG_DEFAULT as std::ffi::c_uint;
+    // SAFETY: ctx is the OnLoad context; the names are 'static C strings, which the server
+    // copies; the callbacks are 'static functions of this library that use no private data
+    // (null), and the server drops them on MODULE UNLOAD.
+    unsafe {
+        let numeric = raw::RedisModule_RegisterNumericConfig.ok_or("no config API")?;
+        let boolean = raw::RedisModule_RegisterBoolConfig.ok_or("no config API")?;
+        let load = raw::RedisModule_LoadConfigs.ok_or("no config API")?;
+        let rc = numeric(
+            ctx.ctx,
+            c"key-table-max-items".as_ptr(),
+            max_items,
+            flags,
+            0,
+            i64::MAX,
+            Some(get_max_items),
+            Some(set_max_items),
+            None,
+            ptr::null_mut(),
+        );
+        if rc != ok {
+            return Err("could not register trackinfo.key-table-max-items");
+        }
+        let rc = boolean(
+            ctx.ctx,
+            c"key-table".as_ptr(),
+            c_int::from(key_table),
+            flags,
+            Some(get_key_table),
+            Some(set_key_table),
+            None,
+            ptr::null_mut(),
+        );
+        if rc != ok {
+            return Err("could not register trackinfo.key-table");
+        }
+        if load(ctx.ctx) != ok {
+            return Err("could not load the configs' values");
+        }
+    }
+    Ok(())
+}
+
+extern "C" fn get_max_items(_name: *const c_char, _privdata: *mut c_void) -> i64 {
+    crate::config::KEY_TABLE_MAX_ITEMS.load(Ordering::Relaxed)
+}
+
+extern "C" fn set_max_items(
+    _name: *const c_char,
+    val: i64,
+    _privdata: *mut c_void,
+    _err: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    crate::config::KEY_TABLE_MAX_ITEMS.store(val, Ordering::Relaxed);
+    raw::REDISMODULE_OK as c_int
+}
+
+extern "C" fn get_key_table(_name: *const c_char, _privdata: *mut c_void) -> c_int {
+    c_int::from(crate::config::key_table())
+}
+
+extern "C" fn set_key_table(
+    _name: *const c_char,
+    val: c_int,
+    _privdata: *mut c_void,
+    _err: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    let on = val != 0;
+    crate::config::KEY_TABLE.store(on, Ordering::Relaxed);
+    guard("config change", || hooks::on_key_table_switched(on));
+    raw::REDISMODULE_OK as c_int
 }

@@ -191,8 +191,9 @@ pub struct State {
     pub dropped_items: u64,
     /// Reads of the command running now: the server remembers keys after the command ran
     /// (call() -> trackingRememberKeys), so a write or lazy expiry during it does not
-    /// invalidate them; they enter the table at the next hook.
-    after_command: Vec<(u64, Vec<Vec<u8>>)>,
+    /// invalidate them; they enter the table at the next hook. In a cluster, with what tells
+    /// whether the server refused the command after the filter saw it.
+    after_command: Vec<(u64, Vec<Vec<u8>>, Option<Refusal>)>,
     /// Ids whose entries in the mirrored table may be wrong. Entries survive CLIENT TRACKING
     /// OFF/ON in the server, so this outlives the per-period counters; a flush (which empties
     /// both tables) clears it. `all_unsure`: every id's.
@@ -257,6 +258,7 @@ pub fn install(
             st.registry.put(id, Client::partial());
         }
     }
+    reset_statics();
     sync_gates(&mut st);
     STATE.with(|s| {
         if let Ok(mut b) = s.try_borrow_mut() {
@@ -303,14 +305,22 @@ pub fn uninstall() {
             *b = None;
         }
     });
+    reset_statics();
+}
+
+/// Puts every static back to its initial value. The library can stay mapped across MODULE
+/// UNLOAD (glibc keeps a library with live thread-local destructors, and STATE has one), and
+/// then the next MODULE LOAD finds the statics as the last unload left them.
+fn reset_statics() {
     GATE_CLIENTS.store(false, Relaxed);
     GATE_PENDING.store(false, Relaxed);
     GATE_KEYS.store(false, Relaxed);
+    GATE_READS.store(false, Relaxed);
+    IN_SLEEP_WINDOW.store(false, Relaxed);
     CURRENT.store(0, Relaxed);
     WRITER.store(0, Relaxed);
-    SCRIPT_ROOT.store(0, Relaxed);
-    GATE_READS.store(false, Relaxed);
     EXPIRE_COMMAND.store(false, Relaxed);
+    SCRIPT_ROOT.store(0, Relaxed);
 }
 
 /// Runs `f` on the state, if this thread has it and nobody is using it.
@@ -388,8 +398,14 @@ pub fn on_command(cmd: &dyn Command) {
 pub fn on_disconnect(id: u64) {
     with_state(|st| {
         st.registry.remove(id);
-        st.unsure.remove(&id);
-        st.bcast_dirty = true;
+        if st.unsure.remove(&id) {
+            crate::keys::shrink_set(&mut st.unsure);
+        }
+        // Only a BCAST client's departure changes the BCAST list (rebuilding it is O(clients),
+        // too much for every disconnect of a storm).
+        if st.bcast.iter().any(|(b, _)| *b == id) {
+            st.bcast_dirty = true;
+        }
     });
 }
 
@@ -589,13 +605,20 @@ impl State {
             return;
         }
         if read_is_remembered(s) {
-            self.after_command.push((id, keys));
+            // A script's inner command is sent by the script's client, not by `id`.
+            let check = Refusal::arm(name, cmd.client_id() == id);
+            self.after_command.push((id, keys, check));
         }
     }
 
     /// Remembers the reads of commands that have run.
     fn apply_reads(&mut self) {
-        for (id, keys) in std::mem::take(&mut self.after_command) {
+        for (id, keys, check) in std::mem::take(&mut self.after_command) {
+            match check.map(|c| c.refused()) {
+                Some(Some(true)) => continue, // the server remembered nothing
+                Some(None) => self.approximate(id, "a read the server may have refused"),
+                _ => {}
+            }
             self.remember(id, &keys);
         }
     }
@@ -657,8 +680,8 @@ impl State {
             let unsure: Vec<u64> = self
                 .after_command
                 .iter()
-                .filter(|(_, keys)| keys.iter().any(|k| k == key))
-                .map(|(id, _)| *id)
+                .filter(|(_, keys, _)| keys.iter().any(|k| k == key))
+                .map(|(id, _, _)| *id)
                 .collect();
             for id in unsure {
                 self.approximate(id, "an expiry of a key it was reading");
@@ -771,7 +794,7 @@ impl State {
     fn flush(&mut self) {
         self.table.flush();
         // Both tables are empty now: nothing the mirror held can be wrong any more.
-        self.unsure.clear();
+        self.unsure = HashSet::new();
         self.all_unsure = false;
         let now = ffi::now_ms();
         let ids: Vec<u64> = self.tracking_ids();
@@ -1110,6 +1133,16 @@ impl State {
         }
     }
 
+    /// Clients the module keeps a record of: registry entries, and doubts about the table
+    /// entries of clients without one. Both go when the client disconnects.
+    pub fn client_records(&self) -> usize {
+        let doubts = self
+            .unsure
+            .iter()
+            .filter(|&&id| !self.registry.contains(id));
+        self.registry.len() + doubts.count()
+    }
+
     /// Ids of clients the module knows to track (or may track: partial), in id order.
     pub fn tracking_ids(&self) -> Vec<u64> {
         self.registry
@@ -1125,6 +1158,76 @@ impl State {
         c.since_ms = -1;
         self.bcast_dirty = true;
     }
+}
+
+/// The errors of processCommand's cluster checks (cluster.c getNodeByQuery,
+/// clusterRedirectClient). A command that runs never answers them.
+const ROUTING_ERRORS: [&str; 5] = [
+    "errorstat_MOVED",
+    "errorstat_ASK",
+    "errorstat_CROSSSLOT",
+    "errorstat_TRYAGAIN",
+    "errorstat_CLUSTERDOWN",
+];
+
+/// In a cluster the server can still refuse a read after the filter saw it: a key another
+/// node serves (MOVED, ASK), keys of several slots (CROSSSLOT), the cluster down; a script's
+/// command, a key the node does not serve. It then remembers nothing. The server's counters
+/// before and after the command tell.
+#[derive(Debug, Clone)]
+enum Refusal {
+    /// A connection's own command: the cluster errors answered before it (INFO errorstats, a
+    /// short section: cheap enough to read around every tracked read).
+    Routing(u64),
+    /// A script's command (refused with a plain ERR): its name and `rejected_calls` before it.
+    Rejected(Vec<u8>, u64),
+}
+
+impl Refusal {
+    /// Before a read runs; `None` outside a cluster, or when the counters cannot be read (then
+    /// the check of the table against the server's totals is left to tell).
+    fn arm(name: &[u8], direct: bool) -> Option<Refusal> {
+        if !ffi::cluster_enabled() {
+            return None;
+        }
+        if direct {
+            routing_errors().map(Refusal::Routing)
+        } else {
+            rejected_calls(name).map(|n| Refusal::Rejected(name.to_vec(), n))
+        }
+    }
+
+    /// Whether the server refused the read; `None` when that cannot be told.
+    fn refused(&self) -> Option<bool> {
+        let (now, before) = match self {
+            Refusal::Routing(before) => (routing_errors()?, *before),
+            Refusal::Rejected(name, before) => (rejected_calls(name)?, *before),
+        };
+        match now.cmp(&before) {
+            std::cmp::Ordering::Greater => Some(true),
+            std::cmp::Ordering::Equal => Some(false),
+            std::cmp::Ordering::Less => None, // CONFIG RESETSTAT
+        }
+    }
+}
+
+/// How many cluster errors the server has answered (errorstats `count=N`).
+fn routing_errors() -> Option<u64> {
+    let values = ffi::info_fields("errorstats", &ROUTING_ERRORS)?;
+    values.iter().try_fold(0u64, |sum, v| match v {
+        None => Some(sum),
+        Some(v) => {
+            let n = crate::rules::parse_i64(v.strip_prefix(b"count=")?)?;
+            Some(sum + u64::try_from(n).ok()?)
+        }
+    })
+}
+
+/// A command's `rejected_calls` in INFO commandstats: every command the server refuses after
+/// the filter saw it, a script's included (script_lua.c / script.c scriptCall).
+fn rejected_calls(name: &[u8]) -> Option<u64> {
+    let name = std::str::from_utf8(name).ok()?;
+    Some(ffi::command_stats(&[name])?.first()?.rejected)
 }
 
 fn note_approximate(id: u64, why: &str) {

@@ -10,7 +10,25 @@
 //!
 //! Nothing here talks to the server: the hooks feed it what the server did.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
+
+/// Gives memory back once a map has shrunk well below its capacity (a HashMap never shrinks by
+/// itself): after a wave of clients has come and gone, the table must not keep its high-water
+/// mark. Shrinking to twice the length only when under a quarter full keeps it amortized O(1)
+/// and never alternates between growing and shrinking.
+pub fn shrink<K: Eq + Hash, V, S: BuildHasher>(m: &mut HashMap<K, V, S>) {
+    if m.len().saturating_mul(4) < m.capacity() {
+        m.shrink_to(m.len() * 2);
+    }
+}
+
+/// [`shrink`] for a set.
+pub fn shrink_set<T: Eq + Hash, S: BuildHasher>(m: &mut HashSet<T, S>) {
+    if m.len().saturating_mul(4) < m.capacity() {
+        m.shrink_to(m.len() * 2);
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct KeyTable {
@@ -51,13 +69,15 @@ impl KeyTable {
         for id in &ids {
             self.forget_item(*id);
         }
+        shrink(&mut self.keys);
+        shrink(&mut self.per_client);
         ids
     }
 
     /// As trackingInvalidateKeysOnFlush: the table is emptied.
     pub fn flush(&mut self) {
-        self.keys.clear();
-        self.per_client.clear();
+        self.keys = HashMap::new();
+        self.per_client = HashMap::new();
         self.items = 0;
     }
 
@@ -89,6 +109,11 @@ impl KeyTable {
             out.truncate(limit);
         }
         out
+    }
+
+    /// Distinct client ids the table holds items for, gone clients included.
+    pub fn client_count(&self) -> u64 {
+        self.per_client.len() as u64
     }
 
     /// Distinct keys (the server's `tracking_total_keys`).
@@ -187,6 +212,28 @@ mod tests {
         assert_eq!(t.items_of_gone(|id| id == 1), 2);
         t.invalidate(b"j");
         assert_eq!(t.items_of_gone(|id| id == 1), 1);
+    }
+
+    #[test]
+    fn the_table_gives_memory_back_when_its_entries_go() {
+        let mut t = KeyTable::default();
+        for i in 0..1000u64 {
+            t.remember(i, format!("k{i}").as_bytes());
+        }
+        assert_eq!(t.client_count(), 1000);
+        for i in 0..990u64 {
+            t.invalidate(format!("k{i}").as_bytes());
+        }
+        assert_eq!((t.key_count(), t.client_count()), (10, 10));
+        assert!(t.keys.capacity() < 100, "capacity {}", t.keys.capacity());
+        assert!(t.per_client.capacity() < 100);
+        for i in 990..1000u64 {
+            t.invalidate(format!("k{i}").as_bytes());
+        }
+        assert_eq!((t.keys.capacity(), t.per_client.capacity()), (0, 0));
+        t.remember(1, b"k");
+        t.flush();
+        assert_eq!((t.keys.capacity(), t.per_client.capacity()), (0, 0));
     }
 
     #[test]

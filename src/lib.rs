@@ -20,16 +20,20 @@ pub mod rules;
 // built library.
 #[cfg(not(test))]
 mod module {
-    use super::{commands, config, ffi, hooks};
-    use redis_module::configuration::{ConfigurationContext, ConfigurationFlags};
+    use super::{commands, config, ffi, hooks, observe};
     use redis_module::{Context, RedisResult, RedisString, Status};
-    use std::sync::atomic::AtomicBool;
 
-    fn key_table_changed(_ctx: &ConfigurationContext, _name: &str, v: &'static AtomicBool) {
-        let on = v.load(std::sync::atomic::Ordering::Relaxed);
-        ffi::guard("config change", || hooks::on_key_table_switched(on));
-    }
-    fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    fn init(ctx: &Context, args: &[RedisString]) -> Status {
+        // The configs first (as the crate's `configurations:` did): a `key-table no` applied
+        // now finds no state to change yet.
+        let args: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
+        let configured = config::defaults_from_args(&args).and_then(|(max_items, key_table)| {
+            ffi::register_configs(ctx, max_items, key_table).map_err(str::to_string)
+        });
+        if let Err(e) = configured {
+            ctx.log_warning(&format!("trackinfo: {e}"));
+            return Status::Err;
+        }
         ffi::open_detached(ctx);
         let exact = ffi::filter_knows_client();
         let subcommands = commands::client_subcommands(ctx);
@@ -54,10 +58,44 @@ mod module {
         Status::Ok
     }
 
-    fn deinit(_ctx: &Context) -> Status {
+    fn deinit(ctx: &Context) -> Status {
+        // Once a module is gone, Redis (8.2.3 at least) recomputes every user's ACL and asserts
+        // on a rule naming one of its commands: the server crashes. Valkey 8.1 refuses such an
+        // unload itself (valkey#2797); refuse it here too, before anything is torn down, so the
+        // module keeps working. The server answers "operation not possible"; the log says why.
+        let rules = acl_rules_on_own_commands(ctx);
+        if !rules.is_empty() {
+            ctx.log_warning(&format!(
+                "trackinfo: MODULE UNLOAD refused: ACL rules name trackinfo commands ({}); \
+                 the server would crash recomputing them. Remove those rules and unload again",
+                rules.join("; ")
+            ));
+            return Status::Err;
+        }
         hooks::uninstall();
         ffi::close_detached();
         Status::Ok
+    }
+
+    /// `user <name>: <rule>` for each ACL rule that names one of the module's commands.
+    fn acl_rules_on_own_commands(ctx: &Context) -> Vec<String> {
+        use redis_module::RedisValue;
+        let Ok(RedisValue::Array(lines)) = ctx.call("ACL", &["LIST"][..]) else {
+            return Vec::new(); // cannot tell: let the server decide
+        };
+        let mut out = Vec::new();
+        for line in lines {
+            let line = match line {
+                RedisValue::SimpleString(s) | RedisValue::BulkString(s) => s,
+                RedisValue::StringBuffer(b) => String::from_utf8_lossy(&b).into_owned(),
+                _ => continue,
+            };
+            let user = line.split(' ').nth(1).unwrap_or("?");
+            for rule in observe::acl_command_rules(&line, "trackinfo.") {
+                out.push(format!("user {user}: {rule}"));
+            }
+        }
+        out
     }
 
     fn trackinfo_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -96,16 +134,5 @@ mod module {
             ["trackinfo.keys", trackinfo_keys, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.stats", trackinfo_stats, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
         ],
-        configurations: [
-            i64: [
-                ["key-table-max-items", &config::KEY_TABLE_MAX_ITEMS, config::DEFAULT_MAX_ITEMS, 0, i64::MAX, ConfigurationFlags::DEFAULT, None],
-            ],
-            string: [],
-            bool: [
-                ["key-table", &config::KEY_TABLE, true, ConfigurationFlags::DEFAULT, Some(Box::new(key_table_changed))],
-            ],
-            enum: [],
-            module_args_as_configuration: true,
-        ]
     }
 }

@@ -1,4 +1,5 @@
-//! What the server itself says, parsed: CLIENT LIST lines and INFO commandstats values.
+//! What the server itself says, parsed: CLIENT LIST lines, INFO commandstats values and
+//! ACL LIST rules.
 //! These are the server's word; the mirror is checked against them.
 
 /// One CLIENT LIST line, reduced to the fields tracking needs.
@@ -92,9 +93,34 @@ pub fn parse_cmdstat(value: &[u8]) -> Option<CallStats> {
     seen.then_some(s)
 }
 
+/// The rules of one `ACL LIST` line that name a command starting with `prefix`, allowed or
+/// denied (`+trackinfo.get`, `-trackinfo.keys`), selectors included. Category rules (`+@...`)
+/// name no command.
+pub fn acl_command_rules<'a>(line: &'a str, prefix: &str) -> Vec<&'a str> {
+    line.split(' ')
+        .map(|t| t.trim_start_matches('(').trim_end_matches(')'))
+        .filter(|t| {
+            t.strip_prefix(['+', '-'])
+                .and_then(|name| name.get(..prefix.len()))
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acl_rules_naming_commands_are_found_in_selectors_too() {
+        let line = "user app on nopass sanitize-payload ~* resetchannels -@all +TrackInfo.get \
+                    +@connection (+trackinfo.keys ~k*) -trackinfo.stats +trackinfox";
+        assert_eq!(
+            acl_command_rules(line, "trackinfo."),
+            ["+TrackInfo.get", "+trackinfo.keys", "-trackinfo.stats"]
+        );
+        assert!(acl_command_rules("user default on nopass ~* &* +@all", "trackinfo.").is_empty());
+    }
 
     #[test]
     fn client_list_lines_are_parsed_by_field_name() {

@@ -119,6 +119,11 @@ fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, Redi
             )
         })
         .ok_or(RedisError::Str(errors::INTERNAL))?;
+    let (records, table_clients) = with_state(|st| {
+        let table = st.exact && crate::config::key_table();
+        (st.client_records(), table.then(|| st.table.client_count()))
+    })
+    .ok_or(RedisError::Str(errors::INTERNAL))?;
     let known = |n: Option<u64>| n.map_or(Scalar::Int(-1), int);
     // Items the server holds for ids that are gone: its total minus what live clients hold.
     let unreclaimed = match (&totals[1], keys) {
@@ -142,6 +147,8 @@ fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, Redi
         ("invalidated-keys", known(invalidated)),
         ("flush-invalidations", known(flushes)),
         ("unreclaimed-items", unreclaimed),
+        ("client-records", int(records)),
+        ("key-table-clients", known(table_clients)),
         ("memory-bytes", int(ffi::module_memory())),
         (
             "key-table",

@@ -22,12 +22,13 @@ PORT   ?= 6390
 
 APT_PACKAGES := redis-server redis-tools libclang-dev valgrind
 
-.PHONY: help deps apt-deps servers build release run test unit integration memcheck lint clean
+.PHONY: help deps apt-deps servers build release run test unit integration memcheck bench lint clean
 
 help:
 	@echo "make run    build the module and start a server with it loaded (SERVER=..., PORT=$(PORT))"
 	@echo "make test   install what is missing, then lint, unit and integration tests on all servers,"
 	@echo "            and the integration tests again under valgrind (make memcheck)"
+	@echo "make bench  what the module costs the server, side by side (see BENCHMARKS.md)"
 
 deps: apt-deps servers
 
@@ -93,6 +94,13 @@ memcheck: build servers
 	  cargo test --test '*' -- --test-threads=2
 
 test: deps lint unit integration memcheck
+
+# What the module costs the server: interleaved A/B runs on the same binaries, medians, ratios
+# and budget verdicts (tests/bench.rs; results in BENCHMARKS.md). Not part of `make test`.
+BENCH_PAIRS ?= 5
+bench: deps release
+	TRACKINFO_MODULE=$(MODULE_RELEASE) TRACKINFO_BENCH_PAIRS=$(BENCH_PAIRS) \
+	  cargo test --release --test bench -- --ignored --nocapture --test-threads=1
 
 clean:
 	cargo clean

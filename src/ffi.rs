@@ -476,6 +476,17 @@ pub fn cluster_enabled() -> bool {
     on
 }
 
+/// The protocol of the connection running the current command: 3 or 2.
+pub fn caller_resp(ctx: &Context) -> i64 {
+    // SAFETY: ctx is the live context of the running command.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx.ctx)) };
+    if flags & raw::REDISMODULE_CTX_FLAGS_RESP3 as c_int != 0 {
+        3
+    } else {
+        2
+    }
+}
+
 /// True while the current command runs inside MULTI/EXEC.
 pub fn in_exec(ctx: &Context) -> bool {
     // SAFETY: ctx is the live context of the running command.
@@ -542,6 +553,7 @@ pub fn command(
 pub struct CountingAlloc;
 
 static ALLOCATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 // SAFETY: every call is forwarded unchanged to RedisAlloc, a correct GlobalAlloc; the counter is
 // only arithmetic on the sizes.
@@ -551,6 +563,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         let p = unsafe { redis_module::alloc::RedisAlloc.alloc(layout) };
         if !p.is_null() {
             ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         p
     }
@@ -565,6 +578,12 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// Bytes the module has allocated and not freed.
 pub fn module_memory() -> usize {
     ALLOCATED.load(Ordering::Relaxed)
+}
+
+/// How many allocations the module has made since the process started: `make bench` reads it
+/// around traffic to prove the filter allocates nothing for clients without tracking.
+pub fn module_allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
 }
 
 unsafe extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {

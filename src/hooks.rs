@@ -44,6 +44,14 @@ static EXPIRE_COMMAND: AtomicBool = AtomicBool::new(false);
 /// A client the module keeps state for whose command may run others (a script, EXEC): the
 /// commands the filter then sees from fake clients are its inner commands.
 static SCRIPT_ROOT: AtomicU64 = AtomicU64::new(0);
+/// Event-loop cycles (before-sleep events) since load.
+static CYCLE: AtomicU64 = AtomicU64::new(0);
+/// The last check of the mirrored table against the server's totals that matched: its cycle
+/// and `keys::changes()` then (u64::MAX: none).
+static CHECKED_CYCLE: AtomicU64 = AtomicU64::new(u64::MAX);
+static CHECKED_CHANGES: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The filter saw a CONFIG command: `tracking-table-max-keys` may have changed.
+static CONFIG_SEEN: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     /// All mutable module state. The server calls modules on its main thread; other threads
@@ -321,6 +329,41 @@ fn reset_statics() {
     WRITER.store(0, Relaxed);
     EXPIRE_COMMAND.store(false, Relaxed);
     SCRIPT_ROOT.store(0, Relaxed);
+    CYCLE.store(0, Relaxed);
+    CHECKED_CYCLE.store(u64::MAX, Relaxed);
+    CHECKED_CHANGES.store(u64::MAX, Relaxed);
+    CONFIG_SEEN.store(true, Relaxed);
+}
+
+/// Whether a check of the mirrored table against the server's totals made earlier in this
+/// event-loop cycle still holds: the module's table has not changed since, and the server's
+/// cannot have changed unseen. The server changes its table unseen when it evicts keys past
+/// `tracking-table-max-keys` (tracking.c trackingLimitUsedSlots, at any command), so a check is
+/// kept only while the table is within that limit (`note_table_checked`) and no CONFIG command
+/// has run since; the next cycle checks again, which catches, a cycle late at most, writes
+/// other modules make without notifications.
+pub fn table_check_holds() -> bool {
+    CHECKED_CYCLE.load(Relaxed) == CYCLE.load(Relaxed)
+        && CHECKED_CHANGES.load(Relaxed) == crate::keys::changes()
+        && !CONFIG_SEEN.load(Relaxed)
+}
+
+/// The table matched the server's totals just now; `keep` when the server cannot evict from its
+/// table unseen until it changes (within `tracking-table-max-keys`).
+pub fn note_table_checked(keep: bool) {
+    let (cycle, changes) = if keep {
+        (CYCLE.load(Relaxed), crate::keys::changes())
+    } else {
+        (u64::MAX, u64::MAX)
+    };
+    CHECKED_CYCLE.store(cycle, Relaxed);
+    CHECKED_CHANGES.store(changes, Relaxed);
+}
+
+/// True once after the filter saw a CONFIG command (and at load): `tracking-table-max-keys`
+/// must be read again.
+pub fn take_config_seen() -> bool {
+    CONFIG_SEEN.swap(false, Relaxed)
 }
 
 /// Runs `f` on the state, if this thread has it and nobody is using it.
@@ -367,7 +410,11 @@ pub fn on_command(cmd: &dyn Command) {
     if cmd.arg(0).eq_ignore_ascii_case(b"trackinfo-test-panic") {
         panic!("injected panic in the command filter");
     }
-    let kind = kind(cmd.arg(0));
+    let name = cmd.arg(0);
+    let kind = kind(name);
+    if kind == Kind::Other && name.len() == 6 && name.eq_ignore_ascii_case(b"config") {
+        CONFIG_SEEN.store(true, Relaxed);
+    }
     if kind != Kind::Client && !GATE_PENDING.load(Relaxed) {
         if !GATE_CLIENTS.load(Relaxed) {
             return;
@@ -413,6 +460,7 @@ pub fn on_disconnect(id: u64) {
 /// prefix per client (tracking.c trackingBroadcastInvalidationMessages).
 pub fn on_before_sleep() {
     IN_SLEEP_WINDOW.store(true, Relaxed);
+    CYCLE.fetch_add(1, Relaxed);
     if GATE_KEYS.load(Relaxed) {
         with_state(|st| {
             st.apply_reads();
@@ -1052,15 +1100,22 @@ impl State {
     /// Settles everything that can be settled before answering a query about `target`.
     /// `caller`'s own last command is the query itself, which must not end its CACHING window.
     pub fn prepare(&mut self, target: u64, caller: u64, in_exec: bool) -> Option<ClientFlags> {
-        self.apply_reads();
-        if !in_exec {
-            self.resolve();
-        }
+        self.prepare_own(in_exec);
         let flags = ffi::client_flags(target)?;
         if target != caller {
             self.settle(target, flags);
         }
         Some(flags)
+    }
+
+    /// [`State::prepare`] for the caller asking about itself: it is connected (it is running
+    /// this command) and nothing of it needs settling, so its client info is not read (that
+    /// costs a getpeername system call).
+    pub fn prepare_own(&mut self, in_exec: bool) {
+        self.apply_reads();
+        if !in_exec {
+            self.resolve();
+        }
     }
 
     /// Whether the replay for `id` still waits for the server's word.

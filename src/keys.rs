@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Gives memory back once a map has shrunk well below its capacity (a HashMap never shrinks by
 /// itself): after a wave of clients has come and gone, the table must not keep its high-water
@@ -28,6 +29,20 @@ pub fn shrink_set<T: Eq + Hash, S: BuildHasher>(m: &mut HashSet<T, S>) {
     if m.len().saturating_mul(4) < m.capacity() {
         m.shrink_to(m.len() * 2);
     }
+}
+
+/// Changes to any key table since the process started: a check of the table against the
+/// server's totals holds until the next change (see `hooks::State::table_check_holds`).
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times a key table has changed.
+pub fn changes() -> u64 {
+    CHANGES.load(Relaxed)
+}
+
+/// Notes a change made other than through a table's methods (a table switched on or off).
+pub fn note_change() {
+    CHANGES.fetch_add(1, Relaxed);
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +67,7 @@ impl KeyTable {
         ids.push(id);
         *self.per_client.entry(id).or_default() += 1;
         self.items += 1;
+        note_change();
         true
     }
 
@@ -66,6 +82,7 @@ impl KeyTable {
         let Some(ids) = self.keys.remove(key) else {
             return Vec::new();
         };
+        note_change();
         for id in &ids {
             self.forget_item(*id);
         }
@@ -76,6 +93,7 @@ impl KeyTable {
 
     /// As trackingInvalidateKeysOnFlush: the table is emptied.
     pub fn flush(&mut self) {
+        note_change();
         self.keys = HashMap::new();
         self.per_client = HashMap::new();
         self.items = 0;

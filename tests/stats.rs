@@ -155,3 +155,52 @@ fn stats_mirror_the_servers_tracking_table_and_its_unreclaimed_items() {
         assert_eq!(int(&s, "items"), int(&s, "server-tracking-total-items"));
     });
 }
+
+/// The `counters` field of a TRACKINFO.CLIENT reply read over RESP2.
+fn counters_of(r: &Resp) -> String {
+    let items = r.items().unwrap_or_else(|| panic!("TRACKINFO.CLIENT: {r}"));
+    items
+        .chunks(2)
+        .find(|kv| kv[0].text().as_deref() == Some("counters"))
+        .and_then(|kv| kv[1].text())
+        .unwrap_or_else(|| panic!("no counters in {r}"))
+}
+
+/// The server evicts from its tracking table past `tracking-table-max-keys` at the next command,
+/// where the module cannot see it. A query checks the module's table against the server's
+/// totals; the check is reused within an event-loop cycle only while nothing can have changed,
+/// so even a query pipelined right behind the CONFIG SET that causes the eviction says
+/// `approximate`.
+#[test]
+fn the_servers_own_evictions_make_counters_approximate_even_in_the_same_cycle() {
+    for_each_server(|server| {
+        if !server.info.module_knows_sender() {
+            return; // Redis 7.0: no counters (-1, approximate) to begin with
+        }
+        let d = server.describe();
+        let mut obs = server.conn_proto(2);
+        let mut a = server.conn_proto(3);
+        let id = a.client_id().to_string();
+        a.ok(&["CLIENT", "TRACKING", "ON"]);
+        a.cmd(&["MGET", "ev:1", "ev:2", "ev:3"]);
+        let r = obs.cmd(&["TRACKINFO.CLIENT", &id]);
+        assert_eq!(counters_of(&r), "exact", "before the limit on {d}: {r}");
+        // One write, one event-loop cycle: a query (the check is made, and kept), the limit,
+        // then a query after the server evicted.
+        obs.send_pipeline(&[
+            &["TRACKINFO.CLIENT", &id],
+            &["CONFIG", "SET", "tracking-table-max-keys", "1"],
+            &["TRACKINFO.CLIENT", &id],
+        ]);
+        let first = obs.read_reply();
+        assert!(obs.read_reply().is_ok(), "CONFIG SET on {d}");
+        let after = obs.read_reply();
+        assert_eq!(counters_of(&first), "exact", "{d}: {first}");
+        assert_eq!(
+            info(&mut obs, "stats")["tracking_total_keys"],
+            "1",
+            "the server evicted down to its limit on {d}"
+        );
+        assert_eq!(counters_of(&after), "approximate", "{d}: {after}");
+    });
+}

@@ -1,6 +1,8 @@
 //! TRACKINFO.GET, TRACKINFO.CLIENT and TRACKINFO.CLIENTS: CLIENT TRACKINGINFO for any client.
 
-use redis_module::{Context, RedisError, RedisResult, RedisString};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{client_list, respond, tracking_ids};
 use crate::hooks::{self, with_state};
@@ -99,7 +101,11 @@ fn view_of(ctx: &Context, id: u64) -> Result<View, RedisError> {
     let caller = ffi::caller_id(ctx);
     let in_exec = ffi::in_exec(ctx);
     let plan = with_state(|st| {
-        st.prepare(id, caller, in_exec)?;
+        if id == caller {
+            st.prepare_own(in_exec);
+        } else {
+            st.prepare(id, caller, in_exec)?;
+        }
         Some(plan(st, id, in_exec))
     })
     .ok_or_else(state_missing)?
@@ -176,16 +182,34 @@ fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
             Plan::Listed { id, .. } => ask.push(*id),
         }
     }
-    let mut listed = client_list(ctx, Some(&ask))?;
-    // Targets of partial entries are known only now.
-    let more: Vec<u64> = listed
-        .iter()
-        .filter(|l| l.tracking && l.redir > 0 && !ask.contains(&(l.redir as u64)))
-        .map(|l| l.redir as u64)
-        .collect();
-    listed.extend(client_list(ctx, Some(&more))?);
+    // The caller asking about itself, with no redirect (TRACKINFO.GET, most often): its own
+    // context says its protocol; no CLIENT LIST needed.
+    let caller = ffi::caller_id(ctx);
+    let only_caller = ask.iter().all(|&id| id == caller)
+        && plans
+            .iter()
+            .all(|p| matches!(p, Plan::Ready(v) if v.id == caller));
+    // Pub/Sub mode matters only for a redirect target (delivery::route), so it is not read.
+    let caller_receiver = only_caller.then(|| Receiver {
+        resp: ffi::caller_resp(ctx),
+        pubsub: false,
+    });
+    let mut listed = Vec::new();
+    if !only_caller {
+        listed = client_list(ctx, Some(&ask))?;
+        // Targets of partial entries are known only now.
+        let more: Vec<u64> = listed
+            .iter()
+            .filter(|l| l.tracking && l.redir > 0 && !ask.contains(&(l.redir as u64)))
+            .map(|l| l.redir as u64)
+            .collect();
+        listed.extend(client_list(ctx, Some(&more))?);
+    }
     let find = |id: u64| listed.iter().find(|l| l.id == id);
     let receiver = |id: u64| {
+        if only_caller {
+            return caller_receiver.filter(|_| id == caller);
+        }
         find(id).map(|l| Receiver {
             resp: l.resp,
             pubsub: l.pubsub,
@@ -227,25 +251,39 @@ fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
     if !broken.is_empty() {
         with_state(|st| broken.iter().for_each(|&id| st.mark_broken(id)));
     }
-    add_accounting(&mut out);
+    add_accounting(ctx, &mut out);
     Ok(out)
 }
 
-/// Fills in the counters, after checking the mirrored table against the server's totals.
-fn add_accounting(views: &mut [View]) {
-    let totals =
+/// Fills in the counters, after checking the mirrored table against the server's totals (once
+/// per event-loop cycle while nothing changes: INFO stats is the costly part of a query).
+fn add_accounting(ctx: &Context, views: &mut [View]) {
+    let check = with_state(|st| st.exact && !st.table_at_risk()).unwrap_or(false)
+        && !hooks::table_check_holds();
+    let totals = if check {
         ffi::info_fields("stats", &["tracking_total_keys", "tracking_total_items"]).map(|v| {
             v.into_iter()
                 .map(|f| f.and_then(|f| parse_i64(&f)))
                 .collect::<Vec<_>>()
-        });
+        })
+    } else {
+        None
+    };
+    let max_keys = if check {
+        tracking_table_max_keys(ctx)
+    } else {
+        -1
+    };
     with_state(|st| {
         if !st.exact {
             return;
         }
-        if !st.table_at_risk() {
+        if let Some(totals) = totals.as_deref().filter(|_| !st.table_at_risk()) {
             let mine = [st.table.key_count(), st.table.items()].map(|n| i64::try_from(n).ok());
-            if totals.as_deref().is_some_and(|t| t != mine) {
+            if totals == mine {
+                let keys = i64::try_from(st.table.key_count()).unwrap_or(i64::MAX);
+                hooks::note_table_checked(max_keys == 0 || (max_keys > 0 && keys <= max_keys));
+            } else {
                 // Something changed the server's table where the module could not see it (the
                 // tracking-table-max-keys limit, another module's writes...).
                 redis_module::logging::log_warning(
@@ -266,4 +304,28 @@ fn add_accounting(views: &mut [View]) {
             });
         }
     });
+}
+
+/// The server's `tracking-table-max-keys` (0: no limit; -1: unknown). Read again after the
+/// filter saw a CONFIG command (and after load).
+fn tracking_table_max_keys(ctx: &Context) -> i64 {
+    static MAX_KEYS: AtomicI64 = AtomicI64::new(-1);
+    if hooks::take_config_seen() {
+        let number = |v: &RedisValue| match v {
+            RedisValue::BulkString(s) | RedisValue::SimpleString(s) => s.parse().ok(),
+            RedisValue::StringBuffer(b) => parse_i64(b),
+            RedisValue::BulkRedisString(s) => parse_i64(s.as_slice()),
+            RedisValue::Integer(n) => Some(*n),
+            _ => None,
+        };
+        // `[name, value]`, or a map where the call speaks RESP3.
+        let max = match ctx.call("CONFIG", &["GET", "tracking-table-max-keys"][..]) {
+            Ok(RedisValue::Array(v)) => v.get(1).and_then(number),
+            Ok(RedisValue::Map(m)) => m.values().next().and_then(number),
+            Ok(RedisValue::OrderedMap(m)) => m.values().next().and_then(number),
+            _ => None,
+        };
+        MAX_KEYS.store(max.filter(|&n| n >= 0).unwrap_or(-1), Relaxed);
+    }
+    MAX_KEYS.load(Relaxed)
 }

@@ -150,6 +150,7 @@ fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, Redi
         ("client-records", int(records)),
         ("key-table-clients", known(table_clients)),
         ("memory-bytes", int(ffi::module_memory())),
+        ("memory-allocations", int(ffi::module_allocations())),
         (
             "key-table",
             Scalar::Text(

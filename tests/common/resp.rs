@@ -407,6 +407,15 @@ impl Conn {
         })
     }
 
+    /// Writes several commands in one write, so that the server reads them together (and runs
+    /// them in one event-loop cycle), without waiting for their replies.
+    pub fn send_pipeline(&mut self, cmds: &[&[&str]]) {
+        let bytes: Vec<u8> = cmds.iter().flat_map(|c| encode_command(c)).collect();
+        if let Err(e) = self.stream.write_all(&bytes) {
+            panic!("port {}: cannot send a pipeline: {e}", self.port);
+        }
+    }
+
     /// Writes one command without waiting for its reply.
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         let bytes = encode_command(args);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ffi::ClientFlags;
 use crate::rules::TrackingState;
 
 /// What the module knows of one client's CLIENT TRACKINGINFO.
@@ -64,6 +65,9 @@ pub struct Client {
     /// CACHING window ends unless the client is in MULTI (networking.c resetClient).
     pub caching_end: bool,
     pub acct: Acct,
+    /// The server's flags for this connection as of its last command, while no command since
+    /// could have changed them (hooks.rs `changes_own_flags`): reading them costs a system call.
+    pub flags: Option<ClientFlags>,
 }
 
 impl Default for Client {
@@ -74,6 +78,7 @@ impl Default for Client {
             queued: Vec::new(),
             caching_end: false,
             acct: Acct::default(),
+            flags: None,
         }
     }
 }

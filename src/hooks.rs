@@ -101,6 +101,22 @@ fn kind(name: &[u8]) -> Kind {
     }
 }
 
+/// Whether a command can change its own connection's flags as the module reads them (tracking,
+/// MULTI, Pub/Sub): CLIENT, EXEC, DISCARD and RESET (kinds of their own), MULTI and the
+/// (un)subscribe family. `blocked` needs no care: a connection runs no command while blocked.
+fn changes_own_flags(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"multi"
+            | b"subscribe"
+            | b"psubscribe"
+            | b"ssubscribe"
+            | b"unsubscribe"
+            | b"punsubscribe"
+            | b"sunsubscribe"
+    )
+}
+
 /// How many times each counted command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Counts {
@@ -504,7 +520,10 @@ impl State {
         } else {
             None
         };
-        let Some(flags) = ffi::client_flags(id) else {
+        // Flags kept from this connection's previous command where nothing since could have
+        // changed them; else read (GetClientInfoById, a getpeername system call each time).
+        let kept = self.registry.get(id).and_then(|c| c.flags);
+        let Some(flags) = kept.or_else(|| ffi::client_flags(id)) else {
             // A script's or another module's call, made inside some connection's command.
             match (&op, kind) {
                 (Some(Op::Tracking(_)), _) => self.note_foreign(|c| c.tracking += 1),
@@ -580,8 +599,11 @@ impl State {
             }
             Kind::Other => self.note_read(cmd, &name, id, flags),
         }
-        if ends_caching && self.registry.contains(id) {
-            self.registry.get_mut(id).caching_end = true;
+        if self.registry.contains(id) {
+            let c = self.registry.get_mut(id);
+            c.caching_end |= ends_caching;
+            let keep = kind == Kind::Other && !changes_own_flags(&name);
+            c.flags = keep.then_some(flags);
         }
         self.registry.tidy(id);
     }

@@ -9,7 +9,7 @@
 //! client is marked `partial`, never guessed.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use redis_module::logging::log_warning;
@@ -204,7 +204,12 @@ pub struct State {
     commands: CommandTable,
     /// Exact BCAST clients and their prefixes, rebuilt when a mirror changes.
     bcast: Vec<(u64, Vec<Vec<u8>>)>,
+    /// The distinct prefixes of `bcast`: a write is batched once per prefix it matches, whatever
+    /// the number of clients that registered it.
+    bcast_prefixes: Vec<Vec<u8>>,
     bcast_dirty: bool,
+    /// The running command's name, kept to reuse its allocation.
+    name_buf: Vec<u8>,
     /// This event-loop cycle's BCAST writes: prefix -> key -> the client that last wrote it
     /// (0: none the module keeps state for), as tracking.c trackingRememberKeyToBroadcast.
     batch: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, u64>>,
@@ -230,17 +235,58 @@ pub struct State {
 pub struct CommandTable {
     pub readonly: HashSet<Vec<u8>>,
     pub containers: HashSet<Vec<u8>>,
+    /// Read-only commands whose keys COMMAND's (first, last, step) give exactly (no
+    /// `movablekeys`), with their arity: their keys are found without asking the server.
+    pub simple_keys: HashMap<Vec<u8>, KeySpan>,
+}
+
+/// COMMAND's arity and legacy key range of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpan {
+    pub arity: i64,
+    pub first: i64,
+    pub last: i64,
+    pub step: i64,
+}
+
+impl KeySpan {
+    /// The key positions for `argc` arguments; `None` when the arity check refuses the command
+    /// before it runs (as processCommand does).
+    pub fn positions(&self, argc: usize) -> Option<Vec<usize>> {
+        let argc = i64::try_from(argc).ok()?;
+        let arity_ok = if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        };
+        if !arity_ok {
+            return None;
+        }
+        let last = if self.last < 0 {
+            argc + self.last
+        } else {
+            self.last
+        };
+        let step = usize::try_from(self.step.max(1)).ok()?;
+        Some(
+            (self.first..=last.min(argc - 1))
+                .step_by(step)
+                .filter_map(|p| usize::try_from(p).ok())
+                .collect(),
+        )
+    }
 }
 
 impl CommandTable {
-    /// The server's name for a command: `name`, or `container|sub`, lowercase.
-    fn full_name(&self, cmd: &dyn Command) -> Vec<u8> {
-        let mut name = cmd.arg(0).to_ascii_lowercase();
-        if cmd.argc() >= 2 && self.containers.contains(&name) {
+    /// The server's name for a command: `name`, or `container|sub`, lowercase, into `name`
+    /// (a buffer kept across commands: no allocation once it is large enough).
+    fn full_name(&self, cmd: &dyn Command, name: &mut Vec<u8>) {
+        name.clear();
+        name.extend(cmd.arg(0).iter().map(u8::to_ascii_lowercase));
+        if cmd.argc() >= 2 && self.containers.contains(name.as_slice()) {
             name.push(b'|');
-            name.extend(cmd.arg(1).to_ascii_lowercase());
+            name.extend(cmd.arg(1).iter().map(u8::to_ascii_lowercase));
         }
-        name
     }
 
     /// tracking.c remembers keys of read-only commands, but not of the *_RO script commands.
@@ -268,7 +314,9 @@ pub fn install(
         table: KeyTable::default(),
         commands,
         bcast: Vec::new(),
+        bcast_prefixes: Vec::new(),
         bcast_dirty: true,
+        name_buf: Vec::new(),
         batch: BTreeMap::new(),
         total_invalidated: 0,
         total_flushes: 0,
@@ -538,7 +586,8 @@ impl State {
         self.settle(id, flags);
         CURRENT.store(id, Relaxed);
         WRITER.store(id, Relaxed);
-        let name = self.commands.full_name(cmd);
+        let mut name = std::mem::take(&mut self.name_buf);
+        self.commands.full_name(cmd, &mut name);
         EXPIRE_COMMAND.store(
             matches!(
                 name.as_slice(),
@@ -606,6 +655,7 @@ impl State {
             c.flags = keep.then_some(flags);
         }
         self.registry.tidy(id);
+        self.name_buf = name;
     }
 
     /// An unknown id while a script root is set: a fake client (the script's inner command) or
@@ -640,7 +690,8 @@ impl State {
             return;
         }
         // Executed now, whatever the root's MULTI flag says during EXEC.
-        let name = self.commands.full_name(cmd);
+        let mut name = Vec::new();
+        self.commands.full_name(cmd, &mut name);
         self.note_read(cmd, &name, root, ClientFlags::default());
     }
 
@@ -660,7 +711,11 @@ impl State {
         if !self.commands.remembers_keys(name) {
             return;
         }
-        let Some(positions) = cmd.key_positions() else {
+        let positions = match self.commands.simple_keys.get(name) {
+            Some(span) => span.positions(cmd.argc()),
+            None => cmd.key_positions(),
+        };
+        let Some(positions) = positions else {
             return; // refused before it runs
         };
         let keys: Vec<Vec<u8>> = positions.iter().map(|&p| cmd.arg(p).to_vec()).collect();
@@ -797,20 +852,35 @@ impl State {
                 _ => None,
             })
             .collect();
+        let mut prefixes: Vec<Vec<u8>> = self.bcast.iter().flat_map(|(_, p)| p.clone()).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        self.bcast_prefixes = prefixes;
         self.bcast_dirty = false;
     }
 
     /// `unsure_writer`: a client that may or may not be the writer (NOLOOP would skip it).
     fn note_bcast_write(&mut self, key: &[u8], writer: u64, unsure_writer: Option<u64>) {
         let uncertain = IN_SLEEP_WINDOW.load(Relaxed);
+        for p in self.bcast_prefixes.iter().filter(|p| key.starts_with(p)) {
+            let keys = match self.batch.get_mut(p) {
+                Some(keys) => keys,
+                None => self.batch.entry(p.clone()).or_default(),
+            };
+            match keys.get_mut(key) {
+                Some(w) => *w = writer,
+                None => {
+                    keys.insert(key.to_vec(), writer);
+                }
+            }
+        }
+        if !uncertain && unsure_writer.is_none() {
+            return;
+        }
         let mut late = Vec::new();
         let mut unsure = Vec::new();
         for (id, prefixes) in &self.bcast {
-            for p in prefixes.iter().filter(|p| key.starts_with(p)) {
-                self.batch
-                    .entry(p.clone())
-                    .or_default()
-                    .insert(key.to_vec(), writer);
+            for _ in prefixes.iter().filter(|p| key.starts_with(p)) {
                 if uncertain {
                     late.push(*id);
                 }
@@ -1436,6 +1506,40 @@ fn replay_ops(
 mod tests {
     use super::*;
 
+    #[test]
+    fn key_spans_give_positions_and_refuse_wrong_arities() {
+        let get = KeySpan {
+            arity: 2,
+            first: 1,
+            last: 1,
+            step: 1,
+        };
+        assert_eq!(get.positions(2), Some(vec![1]));
+        assert_eq!(get.positions(3), None);
+        let mget = KeySpan {
+            arity: -2,
+            first: 1,
+            last: -1,
+            step: 1,
+        };
+        assert_eq!(mget.positions(4), Some(vec![1, 2, 3]));
+        assert_eq!(mget.positions(1), None);
+        let pairs = KeySpan {
+            arity: -3,
+            first: 1,
+            last: -1,
+            step: 2,
+        };
+        assert_eq!(pairs.positions(5), Some(vec![1, 3]));
+        let sub = KeySpan {
+            arity: -3,
+            first: 2,
+            last: 2,
+            step: 1,
+        };
+        assert_eq!(sub.positions(3), Some(vec![2]));
+    }
+
     fn ops(cmds: &[&str]) -> Vec<Op> {
         cmds.iter()
             .map(|c| {
@@ -1455,6 +1559,7 @@ mod tests {
     #[test]
     fn command_names_are_matched_case_insensitively() {
         assert_eq!(kind(b"CLIENT"), Kind::Client);
+        assert_eq!(kind(b"config"), Kind::Other);
         assert_eq!(kind(b"cLiEnT"), Kind::Client);
         assert_eq!(kind(b"exec"), Kind::Exec);
         assert_eq!(kind(b"Discard"), Kind::Discard);

@@ -77,8 +77,28 @@ fn add_commands(t: &mut crate::hooks::CommandTable, list: &[RedisValue]) {
             continue;
         };
         if let Some(RedisValue::Array(flags)) = info.get(2) {
-            if flags.iter().filter_map(text).any(|f| f == "readonly") {
+            let flags: Vec<String> = flags.iter().filter_map(text).collect();
+            if flags.iter().any(|f| f == "readonly") {
                 t.readonly.insert(name.clone().into_bytes());
+                let int = |i: usize| match info.get(i) {
+                    Some(RedisValue::Integer(n)) => Some(*n),
+                    _ => None,
+                };
+                let span = (|| {
+                    Some(crate::hooks::KeySpan {
+                        arity: int(1)?,
+                        first: int(3)?,
+                        last: int(4)?,
+                        step: int(5)?,
+                    })
+                })();
+                // Commands whose keys move with their arguments are left to the server
+                // (GetCommandKeysWithFlags).
+                if let Some(span) = span.filter(|s| s.first > 0 && s.step > 0) {
+                    if !flags.iter().any(|f| f == "movablekeys") {
+                        t.simple_keys.insert(name.clone().into_bytes(), span);
+                    }
+                }
             }
         }
         if let Some(RedisValue::Array(subs)) = info.get(9) {

@@ -9,7 +9,9 @@
 //! client is marked `partial`, never guessed.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use crate::fasthash::{FastMap, FastSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use redis_module::logging::log_warning;
@@ -233,11 +235,11 @@ pub struct State {
 /// What the filter needs to know of the server's command table.
 #[derive(Debug, Default)]
 pub struct CommandTable {
-    pub readonly: HashSet<Vec<u8>>,
-    pub containers: HashSet<Vec<u8>>,
+    pub readonly: FastSet<Vec<u8>>,
+    pub containers: FastSet<Vec<u8>>,
     /// Read-only commands whose keys COMMAND's (first, last, step) give exactly (no
     /// `movablekeys`), with their arity: their keys are found without asking the server.
-    pub simple_keys: HashMap<Vec<u8>, KeySpan>,
+    pub simple_keys: FastMap<Vec<u8>, KeySpan>,
 }
 
 /// COMMAND's arity and legacy key range of a command.
@@ -738,13 +740,21 @@ impl State {
 
     /// Remembers the reads of commands that have run.
     fn apply_reads(&mut self) {
-        for (id, keys, check) in std::mem::take(&mut self.after_command) {
+        if self.after_command.is_empty() {
+            return;
+        }
+        // Drained in place, so that the queue keeps its allocation from one command to the next.
+        let mut reads = std::mem::take(&mut self.after_command);
+        for (id, keys, check) in reads.drain(..) {
             match check.map(|c| c.refused()) {
                 Some(Some(true)) => continue, // the server remembered nothing
                 Some(None) => self.approximate(id, "a read the server may have refused"),
                 _ => {}
             }
             self.remember(id, &keys);
+        }
+        if self.after_command.is_empty() {
+            self.after_command = reads;
         }
     }
 

@@ -11,6 +11,8 @@
 //! Nothing here talks to the server: the hooks feed it what the server did.
 
 use std::collections::{HashMap, HashSet};
+
+use crate::fasthash::FastMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -50,7 +52,7 @@ pub struct KeyTable {
     /// key -> the ids that read it, in the order they did.
     keys: HashMap<Vec<u8>, Vec<u64>>,
     /// id -> how many keys hold it (gone clients included, as in the server).
-    per_client: HashMap<u64, u64>,
+    per_client: FastMap<u64, u64>,
     items: u64,
 }
 
@@ -95,7 +97,7 @@ impl KeyTable {
     pub fn flush(&mut self) {
         note_change();
         self.keys = HashMap::new();
-        self.per_client = HashMap::new();
+        self.per_client = FastMap::default();
         self.items = 0;
     }
 

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod errors;
+pub mod fasthash;
 pub mod ffi;
 pub mod hooks;
 pub mod keys;

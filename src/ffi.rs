@@ -126,7 +126,9 @@ impl hooks::Command for FilterCmd {
 }
 
 unsafe extern "C" fn on_filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    IN_FILTER.store(true, Ordering::Relaxed);
     guard("command filter", || hooks::on_command(&FilterCmd { fctx }));
+    IN_FILTER.store(false, Ordering::Relaxed);
 }
 
 unsafe extern "C" fn on_client_change(
@@ -229,15 +231,54 @@ pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
         if sub(ctx.ctx, event_loop, Some(on_event_loop)) != raw::REDISMODULE_OK as c_int {
             return Err("could not subscribe to event-loop events");
         }
-        // Every class of write; key misses are reads, not writes.
-        let ksn = raw::RedisModule_SubscribeToKeyspaceEvents.ok_or("no keyspace event API")?;
-        if ksn(ctx.ctx, raw::REDISMODULE_NOTIFY_ALL, Some(on_keyspace))
-            != raw::REDISMODULE_OK as c_int
-        {
-            return Err("could not subscribe to keyspace events");
-        }
+    }
+    // Where the server can unsubscribe a module (Redis 8), keyspace events are subscribed to
+    // only while they matter (hooks::sync_gates): the server pays for every subscriber on every
+    // write. Elsewhere, from now on.
+    if !keyspace_events_can_stop() && !keyspace_events(true) {
+        return Err("could not subscribe to keyspace events");
     }
     Ok(())
+}
+
+/// Whether the module is subscribed to keyspace events now.
+static KEYSPACE_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True where the server can unsubscribe a module from keyspace events (Redis 8.0+).
+pub fn keyspace_events_can_stop() -> bool {
+    // SAFETY: copies a function pointer the module API filled in at load; no call is made.
+    let f = unsafe { raw::RedisModule_UnsubscribeFromKeyspaceEvents };
+    f.is_some()
+}
+
+/// Subscribes to keyspace events for every class of write (key misses are reads), or
+/// unsubscribes. Not to be called to unsubscribe while the server delivers an event (it walks
+/// its list of subscribers): hooks.rs does that at the before-sleep event only. False if the
+/// server refused or cannot.
+pub fn keyspace_events(on: bool) -> bool {
+    if KEYSPACE_ON.load(Ordering::Relaxed) == on {
+        return true;
+    }
+    let ctx = DETACHED.load(Ordering::Acquire);
+    if ctx.is_null() {
+        return false;
+    }
+    // SAFETY: ctx is the live detached context (its module is this one); on_keyspace is a
+    // 'static function of this library, and the server drops the subscription at unload.
+    let ok = unsafe {
+        let f = if on {
+            raw::RedisModule_SubscribeToKeyspaceEvents
+        } else {
+            raw::RedisModule_UnsubscribeFromKeyspaceEvents
+        };
+        f.is_some_and(|f| {
+            f(ctx, raw::REDISMODULE_NOTIFY_ALL, Some(on_keyspace)) == raw::REDISMODULE_OK as c_int
+        })
+    };
+    if ok {
+        KEYSPACE_ON.store(on, Ordering::Relaxed);
+    }
+    ok
 }
 
 pub fn open_detached(ctx: &Context) {
@@ -251,6 +292,8 @@ pub fn open_detached(ctx: &Context) {
 
 pub fn close_detached() {
     free_ctx(DETACHED.swap(ptr::null_mut(), Ordering::AcqRel));
+    // MODULE UNLOAD drops the module's subscriptions; a later load starts unsubscribed.
+    KEYSPACE_ON.store(false, Ordering::Relaxed);
 }
 
 fn free_ctx(c: *mut raw::RedisModuleCtx) {
@@ -554,6 +597,9 @@ pub struct CountingAlloc;
 
 static ALLOCATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Allocations made inside the command filter, and whether it is running now.
+static FILTER_ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static IN_FILTER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 // SAFETY: every call is forwarded unchanged to RedisAlloc, a correct GlobalAlloc; the counter is
 // only arithmetic on the sizes.
@@ -564,6 +610,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
         if !p.is_null() {
             ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            if IN_FILTER.load(Ordering::Relaxed) {
+                FILTER_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            }
         }
         p
     }
@@ -580,10 +629,15 @@ pub fn module_memory() -> usize {
     ALLOCATED.load(Ordering::Relaxed)
 }
 
-/// How many allocations the module has made since the process started: `make bench` reads it
-/// around traffic to prove the filter allocates nothing for clients without tracking.
+/// How many allocations the module has made since the process started.
 pub fn module_allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// How many of them the command filter made: `make bench` reads it around traffic to prove the
+/// filter allocates nothing for clients without tracking.
+pub fn filter_allocations() -> u64 {
+    FILTER_ALLOCATIONS.load(Ordering::Relaxed)
 }
 
 unsafe extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {

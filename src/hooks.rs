@@ -453,6 +453,11 @@ fn sync_gates(st: &mut State) {
         Relaxed,
     );
     GATE_READS.store(!st.after_command.is_empty(), Relaxed);
+    if GATE_KEYS.load(Relaxed) && ffi::keyspace_events_can_stop() && !ffi::keyspace_events(true) {
+        // Writes can no longer be seen: nothing per key can be counted.
+        log_warning("trackinfo: could not subscribe to keyspace events; counters are approximate");
+        st.mark_all_approximate();
+    }
     if st.registry.is_empty() {
         CURRENT.store(0, Relaxed);
         WRITER.store(0, Relaxed);
@@ -527,6 +532,11 @@ pub fn on_disconnect(id: u64) {
 pub fn on_before_sleep() {
     IN_SLEEP_WINDOW.store(true, Relaxed);
     CYCLE.fetch_add(1, Relaxed);
+    // Nothing per key to keep: stop the server calling the module on every write (here, where
+    // the server is not walking its list of keyspace subscribers).
+    if !GATE_KEYS.load(Relaxed) && ffi::keyspace_events_can_stop() {
+        ffi::keyspace_events(false);
+    }
     if GATE_KEYS.load(Relaxed) {
         with_state(|st| {
             st.apply_reads();

@@ -214,7 +214,10 @@ fn stats_without_memory(c: &mut Conn) -> (String, i64) {
     for (k, v) in pairs {
         if k.text().as_deref() == Some("memory-bytes") {
             memory = v.int();
-        } else if k.text().as_deref() == Some("memory-allocations") {
+        } else if matches!(
+            k.text().as_deref(),
+            Some("memory-allocations" | "filter-allocations")
+        ) {
             continue;
         } else {
             let _ = write!(out, "{k}={v} ");

@@ -151,6 +151,7 @@ fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, Redi
         ("key-table-clients", known(table_clients)),
         ("memory-bytes", int(ffi::module_memory())),
         ("memory-allocations", int(ffi::module_allocations())),
+        ("filter-allocations", int(ffi::filter_allocations())),
         (
             "key-table",
             Scalar::Text(

@@ -232,13 +232,12 @@ pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
             return Err("could not subscribe to event-loop events");
         }
     }
-    // Where the server can unsubscribe a module (Redis 8), keyspace events are subscribed to
-    // only while they matter (hooks::sync_gates): the server pays for every subscriber on every
-    // write. Elsewhere, from now on.
-    if !keyspace_events_can_stop() && !keyspace_events(true) {
-        return Err("could not subscribe to keyspace events");
-    }
-    Ok(())
+    // Keyspace events are subscribed to only once they matter (hooks::sync_gates), and, where
+    // the server can unsubscribe a module (Redis 8), only while they do: the server pays for
+    // every subscriber on every write.
+    // SAFETY: copies a function pointer the module API filled in at load; no call is made.
+    let ksn = unsafe { raw::RedisModule_SubscribeToKeyspaceEvents };
+    ksn.map(|_| ()).ok_or("no keyspace event API")
 }
 
 /// Whether the module is subscribed to keyspace events now.

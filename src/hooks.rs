@@ -453,7 +453,7 @@ fn sync_gates(st: &mut State) {
         Relaxed,
     );
     GATE_READS.store(!st.after_command.is_empty(), Relaxed);
-    if GATE_KEYS.load(Relaxed) && ffi::keyspace_events_can_stop() && !ffi::keyspace_events(true) {
+    if GATE_KEYS.load(Relaxed) && !ffi::keyspace_events(true) {
         // Writes can no longer be seen: nothing per key can be counted.
         log_warning("trackinfo: could not subscribe to keyspace events; counters are approximate");
         st.mark_all_approximate();

@@ -68,6 +68,9 @@ pub struct Client {
     /// The server's flags for this connection as of its last command, while no command since
     /// could have changed them (hooks.rs `changes_own_flags`): reading them costs a system call.
     pub flags: Option<ClientFlags>,
+    /// The connection's protocol as CLIENT LIST last said, until it sends HELLO, RESET or EXEC
+    /// (the only commands that change it).
+    pub resp: Option<i64>,
 }
 
 impl Default for Client {
@@ -79,6 +82,7 @@ impl Default for Client {
             caching_end: false,
             acct: Acct::default(),
             flags: None,
+            resp: None,
         }
     }
 }

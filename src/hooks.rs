@@ -665,6 +665,9 @@ impl State {
             c.caching_end |= ends_caching;
             let keep = kind == Kind::Other && !changes_own_flags(&name);
             c.flags = keep.then_some(flags);
+            if matches!(kind, Kind::Reset | Kind::Exec) || name.as_slice() == b"hello" {
+                c.resp = None;
+            }
         }
         self.registry.tidy(id);
         self.name_buf = name;
@@ -1228,6 +1231,20 @@ impl State {
         if !in_exec {
             self.resolve();
         }
+    }
+
+    /// The protocols CLIENT LIST just gave, kept for the clients the module has a record of.
+    pub fn note_protocols(&mut self, listed: &[(u64, i64)]) {
+        for &(id, resp) in listed {
+            if self.registry.contains(id) {
+                self.registry.get_mut(id).resp = Some(resp);
+            }
+        }
+    }
+
+    /// The kept protocol of `id`, if any.
+    pub fn protocol(&self, id: u64) -> Option<i64> {
+        self.registry.get(id).and_then(|c| c.resp)
     }
 
     /// Whether the replay for `id` still waits for the server's word.

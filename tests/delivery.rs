@@ -171,3 +171,50 @@ fn a_vanished_redirect_target_drops_and_off_delivers_nothing() {
         assert_eq!(delivery(&mut obs, sid), "off");
     });
 }
+
+/// The module keeps each tracking client's protocol between queries (CLIENT LIST is costly at
+/// 10,000 clients) until the client sends HELLO or RESET: a switch is seen by the next query,
+/// and the server's own delivery agrees.
+#[test]
+fn a_protocol_switch_is_seen_by_the_next_query() {
+    for_each_server(|server| {
+        let d = server.describe();
+        let mut obs = server.conn_proto(2);
+        let mut w = server.conn_proto(2);
+        let mut c = server.conn_proto(2);
+        let id = c.client_id();
+        c.ok(&["CLIENT", "TRACKING", "ON"]);
+        assert_eq!(field(&mut obs, id, "resp"), Resp::Int(2), "{d}");
+        assert_eq!(delivery(&mut obs, id), "dropped", "{d}");
+        // Asked twice: the second answer comes from what the module kept.
+        assert_eq!(delivery(&mut obs, id), "dropped", "{d}");
+        c.hello(3);
+        assert_eq!(
+            field(&mut obs, id, "resp"),
+            Resp::Int(3),
+            "after HELLO 3 on {d}"
+        );
+        assert_eq!(delivery(&mut obs, id), "self", "{d}");
+        c.cmd(&["GET", "proto:k"]);
+        w.ok(&["SET", "proto:k", "1"]);
+        assert_eq!(
+            invalidations(&mut c),
+            1,
+            "a RESP3 client receives it on {d}"
+        );
+        c.cmd(&["HELLO", "2"]);
+        c.proto = 2;
+        assert_eq!(
+            field(&mut obs, id, "resp"),
+            Resp::Int(2),
+            "after HELLO 2 on {d}"
+        );
+        assert_eq!(delivery(&mut obs, id), "dropped", "{d}");
+        c.hello(3);
+        assert_eq!(delivery(&mut obs, id), "self", "{d}");
+        // RESET goes back to RESP2 and switches tracking off.
+        c.cmd(&["RESET"]);
+        c.proto = 2;
+        assert_eq!(delivery(&mut obs, id), "off", "after RESET on {d}");
+    });
+}

@@ -6,18 +6,26 @@ use crate::clients::Acct;
 use crate::rules::delivery::Delivery;
 use crate::rules::TrackingState;
 
+use std::borrow::Cow;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Array(Vec<Reply>),
-    Bulk(Vec<u8>),
+    /// Field names and fixed words are borrowed: a reply allocates only what varies.
+    Bulk(Cow<'static, [u8]>),
     Int(i64),
 }
 
 impl Reply {
     pub fn bulk(s: impl AsRef<[u8]>) -> Reply {
-        Reply::Bulk(s.as_ref().to_vec())
+        Reply::Bulk(Cow::Owned(s.as_ref().to_vec()))
+    }
+
+    /// A fixed word (a field name, a flag): nothing is copied.
+    pub fn text(s: &'static str) -> Reply {
+        Reply::Bulk(Cow::Borrowed(s.as_bytes()))
     }
 
     /// The RESP bytes the server would send for this reply.
@@ -117,21 +125,21 @@ impl View {
 
 /// One TRACKINFO entry: the three CLIENT TRACKINGINFO fields first, byte for byte, then ours.
 pub fn entry(v: &View) -> Reply {
-    let flags = v.state.flag_names().into_iter().map(Reply::bulk).collect();
+    let flags = v.state.flag_names().into_iter().map(Reply::text).collect();
     let prefixes = v.state.prefixes.iter().map(Reply::bulk).collect();
     let since = if v.state.is_on() { v.since_ms } else { -1 };
     let mut out = Reply::Map(vec![
-        (Reply::bulk("flags"), Reply::Set(flags)),
+        (Reply::text("flags"), Reply::Set(flags)),
         (
-            Reply::bulk("redirect"),
+            Reply::text("redirect"),
             Reply::Int(v.state.reported_redirect()),
         ),
-        (Reply::bulk("prefixes"), Reply::Array(prefixes)),
-        (Reply::bulk("id"), Reply::Int(v.id as i64)),
-        (Reply::bulk("fidelity"), Reply::bulk(v.fidelity.name())),
-        (Reply::bulk("tracking-since"), Reply::Int(since)),
-        (Reply::bulk("resp"), Reply::Int(v.resp)),
-        (Reply::bulk("delivery"), Reply::bulk(v.delivery.name())),
+        (Reply::text("prefixes"), Reply::Array(prefixes)),
+        (Reply::text("id"), Reply::Int(v.id as i64)),
+        (Reply::text("fidelity"), Reply::text(v.fidelity.name())),
+        (Reply::text("tracking-since"), Reply::Int(since)),
+        (Reply::text("resp"), Reply::Int(v.resp)),
+        (Reply::text("delivery"), Reply::text(v.delivery.name())),
     ]);
     // Counters the module cannot know are -1, never a guess.
     let known = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
@@ -142,27 +150,27 @@ pub fn entry(v: &View) -> Reply {
     };
     pairs.extend([
         (
-            Reply::bulk("tracked-keys"),
+            Reply::text("tracked-keys"),
             Reply::Int(known(v.tracked_keys)),
         ),
         (
-            Reply::bulk("tracked-reads"),
+            Reply::text("tracked-reads"),
             Reply::Int(known(a.map(|a| a.reads))),
         ),
         (
-            Reply::bulk("invalidated-keys"),
+            Reply::text("invalidated-keys"),
             Reply::Int(known(a.map(|a| a.invalidated))),
         ),
         (
-            Reply::bulk("flush-invalidations"),
+            Reply::text("flush-invalidations"),
             Reply::Int(known(a.map(|a| a.flushes))),
         ),
         (
-            Reply::bulk("last-invalidation"),
+            Reply::text("last-invalidation"),
             Reply::Int(a.map_or(-1, |a| a.last_ms)),
         ),
         (
-            Reply::bulk("prefix-stats"),
+            Reply::text("prefix-stats"),
             Reply::Map(
                 a.map(|a| {
                     a.prefix_stats
@@ -174,8 +182,8 @@ pub fn entry(v: &View) -> Reply {
             ),
         ),
         (
-            Reply::bulk("counters"),
-            Reply::bulk(if exact { "exact" } else { "approximate" }),
+            Reply::text("counters"),
+            Reply::text(if exact { "exact" } else { "approximate" }),
         ),
     ]);
     out

@@ -97,7 +97,7 @@ test: deps lint unit integration memcheck
 
 # What the module costs the server: interleaved A/B runs on the same binaries, medians, ratios
 # and budget verdicts (tests/bench.rs; results in BENCHMARKS.md). Not part of `make test`.
-BENCH_PAIRS ?= 5
+BENCH_PAIRS ?= 7
 bench: deps release
 	TRACKINFO_MODULE=$(MODULE_RELEASE) TRACKINFO_BENCH_PAIRS=$(BENCH_PAIRS) \
 	  cargo test --release --test bench -- --ignored --nocapture --test-threads=1

@@ -1,7 +1,7 @@
 //! `make bench`: what the module costs the server, measured side by side on the same binary.
 //!
-//! Every comparison interleaves its runs (A B A B ..., `TRACKINFO_BENCH_PAIRS` pairs, at least
-//! 5) on servers started for it, and reports the medians and the median of the pair-by-pair
+//! Every comparison interleaves its runs (A B, B A, ..., `TRACKINFO_BENCH_PAIRS` pairs, 7 by
+//! default, at least 5) on servers started for it, and reports the medians and the median of the pair-by-pair
 //! ratios against its budget. These machines are noisy: one run proves nothing. Run by
 //! `make bench` only (the test is `#[ignore]`d, so `make test` skips it); the table it prints
 //! goes into BENCHMARKS.md.
@@ -25,7 +25,7 @@ fn pairs() -> usize {
     std::env::var("TRACKINFO_BENCH_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
+        .unwrap_or(7)
         .max(5)
 }
 
@@ -435,17 +435,25 @@ fn plain_traffic(bin: &Path, report: &mut Report) {
     let mut alloc_delta = 0i64;
     for (p, n) in [("1", "150000"), ("16", "1000000")] {
         let mut runs = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
-        for _ in 0..pairs() {
+        for pair in 0..pairs() {
             let args = [
                 "-c", "50", "-n", n, "-P", p, "-r", "100000", "-t", "set,get",
             ];
-            let ra = redis_benchmark(a.port, &args);
+            // A B C, then C B A: a drift of the machine over the run favours no side.
+            let first = if pair % 2 == 0 { a.port } else { c.port };
+            let last = if pair % 2 == 0 { c.port } else { a.port };
+            let r_first = redis_benchmark(first, &args);
             // The filter's own allocation counter, around the run.
             let s1 = stat(&mut cb, "filter-allocations");
             let rb = redis_benchmark(b.port, &args);
             let s2 = stat(&mut cb, "filter-allocations");
             alloc_delta = alloc_delta.max(s2 - s1);
-            let rc = redis_benchmark(c.port, &args);
+            let r_last = redis_benchmark(last, &args);
+            let (ra, rc) = if pair % 2 == 0 {
+                (r_first, r_last)
+            } else {
+                (r_last, r_first)
+            };
             for (i, t) in ["SET", "GET"].iter().enumerate() {
                 runs[i].push((rps(&ra, t), rps(&rb, t)));
                 runs[2 + i].push((rps(&ra, t), rps(&rc, t)));
@@ -503,8 +511,14 @@ fn tracking_traffic(bin: &Path, report: &mut Report) {
         let mut runs = Vec::new();
         let mut pushes = (0, 0);
         for i in 0..pairs() {
-            let (ra, pa) = mixed_load(a.port, tracking, i as u64);
-            let (rb, pb) = mixed_load(b.port, tracking, i as u64);
+            // A B, then B A.
+            let ((ra, pa), (rb, pb)) = if i % 2 == 0 {
+                let x = mixed_load(a.port, tracking, i as u64);
+                (x, mixed_load(b.port, tracking, i as u64))
+            } else {
+                let y = mixed_load(b.port, tracking, i as u64);
+                (mixed_load(a.port, tracking, i as u64), y)
+            };
             runs.push((ra, rb));
             pushes = (pushes.0 + pa, pushes.1 + pb);
         }
@@ -552,10 +566,18 @@ fn own_commands(bin: &Path, report: &mut Report) {
     let b = start(bin, true, &[]);
     let name = label(&b);
     let mut runs = Vec::new();
-    for _ in 0..pairs() {
+    for i in 0..pairs() {
         let args = ["-c", "50", "-n", "500000", "-P", "16"];
-        let ra = redis_benchmark(b.port, &[&args[..], &["CLIENT", "TRACKINGINFO"]].concat());
-        let rb = redis_benchmark(b.port, &[&args[..], &["TRACKINFO.GET"]].concat());
+        let own = || redis_benchmark(b.port, &[&args[..], &["CLIENT", "TRACKINGINFO"]].concat());
+        let ours = || redis_benchmark(b.port, &[&args[..], &["TRACKINFO.GET"]].concat());
+        // A B, then B A.
+        let (ra, rb) = if i % 2 == 0 {
+            let x = own();
+            (x, ours())
+        } else {
+            let y = ours();
+            (own(), y)
+        };
         runs.push((rps(&ra, "CLIENT TRACKINGINFO"), rps(&rb, "TRACKINFO.GET")));
     }
     report.pairs(

@@ -470,18 +470,19 @@ fn sync_gates(st: &mut State) {
 /// it does not allocate or lock, and looks at most one thing up (and nothing when no client
 /// has state).
 pub fn on_command(cmd: &dyn Command) {
-    if cmd.argc() == 0 {
-        return;
-    }
     if GATE_READS.load(Relaxed) {
         // The previous command has run: its reads are remembered now.
         with_state(State::apply_reads);
     }
+    let name = cmd.arg(0);
+    // (An empty name is a command too, an unknown one; only no argument at all is nothing.)
+    if name.is_empty() && cmd.argc() == 0 {
+        return;
+    }
     #[cfg(feature = "panic-injection")]
-    if cmd.arg(0).eq_ignore_ascii_case(b"trackinfo-test-panic") {
+    if name.eq_ignore_ascii_case(b"trackinfo-test-panic") {
         panic!("injected panic in the command filter");
     }
-    let name = cmd.arg(0);
     let kind = kind(name);
     if kind == Kind::Other && name.len() == 6 && name.eq_ignore_ascii_case(b"config") {
         CONFIG_SEEN.store(true, Relaxed);

@@ -443,9 +443,12 @@ fn ten_thousand_clients_come_and_go_and_leave_nothing_behind() {
             waves * per_wave,
             started.elapsed().as_secs_f64()
         );
+        // Back within 1% of the baseline, or below it: the warm-up can leave capacity behind
+        // (seen: 560 bytes in some runs) that later waves give back; what must not happen is
+        // growth.
         assert!(
-            (after - baseline).abs() * 100 <= baseline,
-            "module memory {after} bytes after churn, baseline {baseline}: over 1% apart on {d}"
+            (after - baseline) * 100 <= baseline,
+            "module memory {after} bytes after churn, baseline {baseline}: over 1% above on {d}"
         );
         assert!(
             checked > waves * per_wave / 2,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::fuzz::{seed, Rng};
 use common::mirror::{compare, Expect};
-use common::{for_each_server, show_command, Conn, Resp, Server};
+use common::{for_each_server, info_int, int_of, show_command, trackinfo_stats, Conn, Server};
 
 // 10 waves of 1,000 clients: 10,000 connections per server, 1,001 at a time at most (the
 // default `maxclients` is 10,000). See `common::sized` for the memcheck run.
@@ -23,32 +23,6 @@ const CONNECT_CHUNK: usize = 250;
 /// BCAST prefixes: none overlaps another, so any subset is accepted.
 const PREFIXES: [&str; 4] = ["churn:a:", "churn:b:", "churn:c:", "other:"];
 const KEYS_PER_PREFIX: usize = 40;
-
-/// TRACKINFO.STATS over RESP2, as name -> value.
-fn stats(obs: &mut Conn) -> BTreeMap<String, Resp> {
-    let r = obs.cmd(&["TRACKINFO.STATS"]);
-    let items = r.items().unwrap_or_else(|| panic!("TRACKINFO.STATS: {r}"));
-    items
-        .chunks(2)
-        .map(|kv| (kv[0].text().unwrap_or_default(), kv[1].clone()))
-        .collect()
-}
-
-fn int(s: &BTreeMap<String, Resp>, name: &str) -> i64 {
-    s.get(name)
-        .and_then(Resp::int)
-        .unwrap_or_else(|| panic!("no integer `{name}` in TRACKINFO.STATS {s:?}"))
-}
-
-/// One integer field of an INFO section.
-fn info_int(obs: &mut Conn, section: &str, field: &str) -> i64 {
-    let r = obs.cmd(&["INFO", section]);
-    let text = r.text().unwrap_or_else(|| panic!("INFO {section}: {r}"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no integer {field} in INFO {section}:\n{text}"))
-}
 
 fn all_keys() -> Vec<String> {
     PREFIXES
@@ -320,21 +294,28 @@ fn wave(server: &Server, obs: &mut Conn, rng: &mut Rng, n: usize, keys: &[String
         }
     }
     // All connected: the module counts what the server counts.
-    let s = stats(obs);
-    assert_eq!(int(&s, "tracking-clients"), seen.tracking, "on {d}");
-    assert_eq!(int(&s, "server-tracking-clients"), seen.tracking, "on {d}");
+    let s = trackinfo_stats(obs);
+    assert_eq!(int_of(&s, "tracking-clients"), seen.tracking, "on {d}");
+    assert_eq!(
+        int_of(&s, "server-tracking-clients"),
+        seen.tracking,
+        "on {d}"
+    );
     if server.info.module_knows_sender() {
         for mode in ["default", "optin", "optout", "bcast"] {
             let n = seen.by_mode.get(mode).copied().unwrap_or(0);
-            assert_eq!(int(&s, &format!("clients-{mode}")), n, "{mode} on {d}");
+            assert_eq!(int_of(&s, &format!("clients-{mode}")), n, "{mode} on {d}");
         }
-        let records = int(&s, "client-records");
+        let records = int_of(&s, "client-records");
         assert!(
             records >= seen.tracking && records <= n as i64,
             "client-records {records} with {} tracking of {n} connected, on {d}",
             seen.tracking
         );
-        assert_eq!(int(&s, "items"), int(&s, "server-tracking-total-items"));
+        assert_eq!(
+            int_of(&s, "items"),
+            int_of(&s, "server-tracking-total-items")
+        );
     }
     drop(conns);
     wait_connected(server, obs, 1);
@@ -345,40 +326,40 @@ fn wave(server: &Server, obs: &mut Conn, rng: &mut Rng, n: usize, keys: &[String
 /// keeps (until their keys change), and the module's figures agree with the server's.
 fn assert_nothing_kept_for_gone_clients(server: &Server, obs: &mut Conn, when: &str) {
     let d = server.describe();
-    let s = stats(obs);
-    assert_eq!(int(&s, "tracking-clients"), 0, "{when} on {d}");
-    assert_eq!(int(&s, "client-records"), 0, "{when} on {d}: {s:?}");
+    let s = trackinfo_stats(obs);
+    assert_eq!(int_of(&s, "tracking-clients"), 0, "{when} on {d}");
+    assert_eq!(int_of(&s, "client-records"), 0, "{when} on {d}: {s:?}");
     let info = info_int(obs, "trackinfo", "trackinfo_client_records");
     assert_eq!(info, 0, "{when}: INFO trackinfo on {d}");
-    assert_eq!(int(&s, "server-tracking-clients"), 0, "{when} on {d}");
+    assert_eq!(int_of(&s, "server-tracking-clients"), 0, "{when} on {d}");
     assert_eq!(
         info_int(obs, "clients", "tracking_clients"),
         0,
         "{when} on {d}"
     );
-    assert_eq!(int(&s, "redirect-targets"), 0, "{when} on {d}");
-    let server_items = int(&s, "server-tracking-total-items");
+    assert_eq!(int_of(&s, "redirect-targets"), 0, "{when} on {d}");
+    let server_items = int_of(&s, "server-tracking-total-items");
     if server.info.module_knows_sender() {
         assert_eq!(
-            int(&s, "unreclaimed-items"),
+            int_of(&s, "unreclaimed-items"),
             server_items,
             "{when} on {d}: every item the server holds belongs to a gone client"
         );
-        assert_eq!(int(&s, "items"), server_items, "{when} on {d}");
+        assert_eq!(int_of(&s, "items"), server_items, "{when} on {d}");
         assert_eq!(
-            int(&s, "keys"),
-            int(&s, "server-tracking-total-keys"),
+            int_of(&s, "keys"),
+            int_of(&s, "server-tracking-total-keys"),
             "{when} on {d}"
         );
         assert_eq!(
-            int(&s, "key-table-clients") == 0,
+            int_of(&s, "key-table-clients") == 0,
             server_items == 0,
             "{when} on {d}: {s:?}"
         );
     } else {
         // Redis 7.0: no table (the filter cannot tell whose reads they are).
-        assert_eq!(int(&s, "key-table-clients"), -1, "{when} on {d}");
-        assert_eq!(int(&s, "unreclaimed-items"), -1, "{when} on {d}");
+        assert_eq!(int_of(&s, "key-table-clients"), -1, "{when} on {d}");
+        assert_eq!(int_of(&s, "unreclaimed-items"), -1, "{when} on {d}");
     }
 }
 
@@ -390,14 +371,14 @@ fn invalidate_everything(server: &Server, obs: &mut Conn, keys: &[String]) {
         mset.extend([k.clone(), "v".to_string()]);
     }
     obs.ok(&mset);
-    let s = stats(obs);
+    let s = trackinfo_stats(obs);
     let d = server.describe();
-    assert_eq!(int(&s, "server-tracking-total-items"), 0, "on {d}");
-    assert_eq!(int(&s, "server-tracking-total-keys"), 0, "on {d}");
+    assert_eq!(int_of(&s, "server-tracking-total-items"), 0, "on {d}");
+    assert_eq!(int_of(&s, "server-tracking-total-keys"), 0, "on {d}");
     if server.info.module_knows_sender() {
-        assert_eq!(int(&s, "items"), 0, "on {d}");
-        assert_eq!(int(&s, "keys"), 0, "on {d}");
-        assert_eq!(int(&s, "key-table-clients"), 0, "on {d}");
+        assert_eq!(int_of(&s, "items"), 0, "on {d}");
+        assert_eq!(int_of(&s, "keys"), 0, "on {d}");
+        assert_eq!(int_of(&s, "key-table-clients"), 0, "on {d}");
     }
 }
 
@@ -420,7 +401,7 @@ fn ten_thousand_clients_come_and_go_and_leave_nothing_behind() {
         wave(server, &mut obs, &mut rng, WARM_UP, &keys);
         invalidate_everything(server, &mut obs, &keys);
         assert_nothing_kept_for_gone_clients(server, &mut obs, "after the warm-up");
-        let baseline = int(&stats(&mut obs), "memory-bytes");
+        let baseline = int_of(&trackinfo_stats(&mut obs), "memory-bytes");
         println!("memory-bytes baseline {baseline} on {d}");
 
         // 10 waves of 1,000; under valgrind (`make memcheck`) 3 of 100.
@@ -432,11 +413,11 @@ fn ten_thousand_clients_come_and_go_and_leave_nothing_behind() {
             checked += seen.checked;
             let when = format!("after wave {w}");
             assert_nothing_kept_for_gone_clients(server, &mut obs, &when);
-            peak = peak.max(int(&stats(&mut obs), "memory-bytes"));
+            peak = peak.max(int_of(&trackinfo_stats(&mut obs), "memory-bytes"));
         }
         invalidate_everything(server, &mut obs, &keys);
         assert_nothing_kept_for_gone_clients(server, &mut obs, "after the last wave");
-        let after = int(&stats(&mut obs), "memory-bytes");
+        let after = int_of(&trackinfo_stats(&mut obs), "memory-bytes");
         println!(
             "memory-bytes after {} clients: {after} (baseline {baseline}, peak between waves \
              {peak}); {checked} mirrors checked; {:.1}s on {d}",

@@ -4,23 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{for_each_server, Conn, Resp};
-
-/// TRACKINFO.STATS over RESP2, as name -> value.
-fn stats(obs: &mut Conn) -> BTreeMap<String, Resp> {
-    let r = obs.cmd(&["TRACKINFO.STATS"]);
-    let items = r.items().unwrap_or_else(|| panic!("TRACKINFO.STATS: {r}"));
-    items
-        .chunks(2)
-        .map(|kv| (kv[0].text().unwrap_or_default(), kv[1].clone()))
-        .collect()
-}
-
-fn int(s: &BTreeMap<String, Resp>, name: &str) -> i64 {
-    s.get(name)
-        .and_then(Resp::int)
-        .unwrap_or_else(|| panic!("no integer `{name}` in {s:?}"))
-}
+use common::{for_each_server, int_of, trackinfo_stats, Conn, Resp};
 
 /// INFO fields as name -> text.
 fn info(obs: &mut Conn, section: &str) -> BTreeMap<String, String> {
@@ -62,28 +46,28 @@ fn stats_count_clients_by_mode_delivery_and_redirect() {
         server.wait_client_gone(&mut obs, gone_id);
         obs.cmd(&["SET", "stats:x", "1"]); // BCAST "" matches: the server marks it broken
 
-        let s = stats(&mut obs);
+        let s = trackinfo_stats(&mut obs);
         let d = server.describe();
-        assert_eq!(int(&s, "tracking-clients"), 5, "on {d}: {s:?}");
+        assert_eq!(int_of(&s, "tracking-clients"), 5, "on {d}: {s:?}");
         assert_eq!(
-            int(&s, "tracking-clients"),
-            int(&s, "server-tracking-clients")
+            int_of(&s, "tracking-clients"),
+            int_of(&s, "server-tracking-clients")
         );
         if server.info.module_knows_sender() {
             for (m, n) in [("default", 2), ("optin", 1), ("optout", 1), ("bcast", 1)] {
-                assert_eq!(int(&s, &format!("clients-{m}")), n, "{m} on {d}");
+                assert_eq!(int_of(&s, &format!("clients-{m}")), n, "{m} on {d}");
             }
         } else {
-            assert_eq!(int(&s, "clients-bcast"), 1, "CLIENT LIST shows B");
-            assert_eq!(int(&s, "clients-unknown-mode"), 4);
+            assert_eq!(int_of(&s, "clients-bcast"), 1, "CLIENT LIST shows B");
+            assert_eq!(int_of(&s, "clients-unknown-mode"), 4);
         }
         assert_eq!(
-            int(&s, "clients-delivery-dropped"),
+            int_of(&s, "clients-delivery-dropped"),
             2,
             "RESP2 self and gone target"
         );
-        assert_eq!(int(&s, "clients-broken-redirect"), 1);
-        assert_eq!(int(&s, "redirect-targets"), 2);
+        assert_eq!(int_of(&s, "clients-broken-redirect"), 1);
+        assert_eq!(int_of(&s, "redirect-targets"), 2);
         let sources = s["redirect-target-sources"].items().unwrap().to_vec();
         assert_eq!(
             sources,
@@ -94,7 +78,7 @@ fn stats_count_clients_by_mode_delivery_and_redirect() {
                 Resp::Int(1)
             ]
         );
-        assert!(int(&s, "memory-bytes") > 0);
+        assert!(int_of(&s, "memory-bytes") > 0);
 
         let i = info(&mut obs, "trackinfo");
         assert_eq!(i["trackinfo_tracking_clients"], "5");
@@ -117,25 +101,28 @@ fn stats_mirror_the_servers_tracking_table_and_its_unreclaimed_items() {
         let bid = b.client_id();
         b.ok(&["CLIENT", "TRACKING", "ON"]);
         b.cmd(&["MGET", "stats:2", "stats:4"]);
-        let s = stats(&mut obs);
+        let s = trackinfo_stats(&mut obs);
         let d = server.describe();
         assert_eq!(
-            int(&s, "server-tracking-total-items"),
+            int_of(&s, "server-tracking-total-items"),
             5,
             "the server's own count on {d}"
         );
         if !server.info.module_knows_sender() {
-            assert_eq!(int(&s, "keys"), -1, "Redis 7.0 cannot know");
-            assert_eq!(int(&s, "items"), -1);
+            assert_eq!(int_of(&s, "keys"), -1, "Redis 7.0 cannot know");
+            assert_eq!(int_of(&s, "items"), -1);
             return;
         }
         assert_eq!(
-            int(&s, "keys"),
-            int(&s, "server-tracking-total-keys"),
+            int_of(&s, "keys"),
+            int_of(&s, "server-tracking-total-keys"),
             "{d}"
         );
-        assert_eq!(int(&s, "items"), int(&s, "server-tracking-total-items"));
-        assert_eq!(int(&s, "unreclaimed-items"), 0);
+        assert_eq!(
+            int_of(&s, "items"),
+            int_of(&s, "server-tracking-total-items")
+        );
+        assert_eq!(int_of(&s, "unreclaimed-items"), 0);
         let top = s["top-keys"].items().unwrap().to_vec();
         assert_eq!(
             top[0],
@@ -145,14 +132,17 @@ fn stats_mirror_the_servers_tracking_table_and_its_unreclaimed_items() {
         b.send(&["QUIT"]);
         assert!(b.wait_closed());
         server.wait_client_gone(&mut obs, bid);
-        let s = stats(&mut obs);
-        assert_eq!(int(&s, "server-tracking-total-items"), 5);
-        assert_eq!(int(&s, "unreclaimed-items"), 2, "{d}");
+        let s = trackinfo_stats(&mut obs);
+        assert_eq!(int_of(&s, "server-tracking-total-items"), 5);
+        assert_eq!(int_of(&s, "unreclaimed-items"), 2, "{d}");
         obs.cmd(&["DEL", "stats:4"]); // never created: nothing changes
         obs.cmd(&["SET", "stats:4", "v"]);
-        let s = stats(&mut obs);
-        assert_eq!(int(&s, "unreclaimed-items"), 1);
-        assert_eq!(int(&s, "items"), int(&s, "server-tracking-total-items"));
+        let s = trackinfo_stats(&mut obs);
+        assert_eq!(int_of(&s, "unreclaimed-items"), 1);
+        assert_eq!(
+            int_of(&s, "items"),
+            int_of(&s, "server-tracking-total-items")
+        );
     });
 }
 

@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::fuzz::{seed, Rng};
 use common::mirror::{assert_client_mirror, assert_get_mirror, Expect, Fields};
 use common::resp::split_raw;
-use common::{module_path, servers, Conn, Resp, Server};
+use common::{info_int, int_of, module_path, servers, trackinfo_stats, Conn, Resp, Server};
 
 /// 100 rounds; 15 under valgrind (`make memcheck`), still past the warm-up.
 fn rounds() -> usize {
@@ -29,31 +28,6 @@ fn module_load(obs: &mut Conn, round: usize) {
 fn module_unload(obs: &mut Conn, round: usize) {
     let r = obs.cmd(&["MODULE", "UNLOAD", "trackinfo"]);
     assert!(r.is_ok(), "round {round}: MODULE UNLOAD trackinfo: {r}");
-}
-
-/// TRACKINFO.STATS over RESP2, as name -> value.
-fn stats(obs: &mut Conn) -> BTreeMap<String, Resp> {
-    let r = obs.cmd(&["TRACKINFO.STATS"]);
-    let items = r.items().unwrap_or_else(|| panic!("TRACKINFO.STATS: {r}"));
-    items
-        .chunks(2)
-        .map(|kv| (kv[0].text().unwrap_or_default(), kv[1].clone()))
-        .collect()
-}
-
-fn int(s: &BTreeMap<String, Resp>, name: &str) -> i64 {
-    s.get(name)
-        .and_then(Resp::int)
-        .unwrap_or_else(|| panic!("no integer `{name}` in TRACKINFO.STATS {s:?}"))
-}
-
-fn info_int(obs: &mut Conn, section: &str, field: &str) -> i64 {
-    let r = obs.cmd(&["INFO", section]);
-    let text = r.text().unwrap_or_else(|| panic!("INFO {section}: {r}"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no integer {field} in INFO {section}:\n{text}"))
 }
 
 /// CONFIG GET of one config, in either protocol.
@@ -202,17 +176,17 @@ fn a_hundred_unload_cycles_with_tracking_clients_keep_the_mirror_right_and_memor
                 "round {round}"
             );
             let tracking = if fresh_on { 3 } else { 2 };
-            let s = stats(&mut obs2);
+            let s = trackinfo_stats(&mut obs2);
             if fresh_on {
-                module_bytes.push(int(&s, "memory-bytes"));
+                module_bytes.push(int_of(&s, "memory-bytes"));
             }
             assert_eq!(
-                int(&s, "tracking-clients"),
+                int_of(&s, "tracking-clients"),
                 tracking,
                 "round {round} on {d}: {s:?}"
             );
             assert_eq!(
-                int(&s, "server-tracking-clients"),
+                int_of(&s, "server-tracking-clients"),
                 tracking,
                 "round {round} on {d}"
             );
@@ -241,10 +215,10 @@ fn a_hundred_unload_cycles_with_tracking_clients_keep_the_mirror_right_and_memor
             assert_get_mirror(&server, &mut fresh, fresh_id, known);
             writer.ok(&["MSET", "u:1", "x", "v:1", "y", "k", "z"]);
             assert_client_mirror(&server, &mut fresh, fresh_id, obs, known);
-            let s = stats(&mut obs2);
-            assert_eq!(int(&s, "tracking-clients"), 3, "round {round} on {d}");
+            let s = trackinfo_stats(&mut obs2);
+            assert_eq!(int_of(&s, "tracking-clients"), 3, "round {round} on {d}");
             assert_eq!(
-                int(&s, "server-tracking-clients"),
+                int_of(&s, "server-tracking-clients"),
                 3,
                 "round {round} on {d}"
             );

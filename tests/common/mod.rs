@@ -531,6 +531,33 @@ impl Drop for Server {
     }
 }
 
+/// TRACKINFO.STATS over RESP2, as name -> value.
+pub fn trackinfo_stats(obs: &mut Conn) -> std::collections::BTreeMap<String, Resp> {
+    let r = obs.cmd(&["TRACKINFO.STATS"]);
+    let items = r.items().unwrap_or_else(|| panic!("TRACKINFO.STATS: {r}"));
+    items
+        .chunks(2)
+        .map(|kv| (kv[0].text().unwrap_or_default(), kv[1].clone()))
+        .collect()
+}
+
+/// The integer `name` of a name -> value reply.
+pub fn int_of(s: &std::collections::BTreeMap<String, Resp>, name: &str) -> i64 {
+    s.get(name)
+        .and_then(Resp::int)
+        .unwrap_or_else(|| panic!("no integer `{name}` in {s:?}"))
+}
+
+/// One integer field of an INFO section.
+pub fn info_int(obs: &mut Conn, section: &str, field: &str) -> i64 {
+    let r = obs.cmd(&["INFO", section]);
+    let text = r.text().unwrap_or_else(|| panic!("INFO {section}: {r}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no integer {field} in INFO {section}:\n{text}"))
+}
+
 /// Runs `f` once per server binary, on a fresh server with the module loaded.
 pub fn for_each_server(mut f: impl FnMut(&Server)) {
     for bin in servers() {

@@ -171,9 +171,11 @@ fn adopt_unseen(ctx: &Context) -> Result<(), RedisError> {
 /// Completes the plans with one CLIENT LIST for the clients and their redirect targets: the
 /// server's word on `R`, on each protocol and on Pub/Sub mode.
 fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
-    // A client whose view is ready, with no redirect, needs only its protocol: where the module
-    // kept it, CLIENT LIST is not asked about it (10,000 such lines cost milliseconds). Redirect
-    // targets are always asked (their Pub/Sub mode matters).
+    // A client whose view is ready, with no redirect, needs only its protocol: the caller's own
+    // context says it, and the module keeps the others' (10,000 such CLIENT LIST lines cost
+    // milliseconds); CLIENT LIST is not asked about them. Redirect targets are always asked
+    // (their Pub/Sub mode matters).
+    let caller = ffi::caller_id(ctx);
     let targets: FastSet<u64> = plans
         .iter()
         .filter_map(|p| match p {
@@ -188,7 +190,12 @@ fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
             .iter()
             .filter_map(|p| match p {
                 Plan::Ready(v) if v.state.reported_redirect() <= 0 && !targets.contains(&v.id) => {
-                    st.protocol(v.id).map(|r| (v.id, r))
+                    let resp = if v.id == caller {
+                        Some(ffi::caller_resp(ctx))
+                    } else {
+                        st.protocol(v.id)
+                    };
+                    resp.map(|r| (v.id, r))
                 }
                 _ => None,
             })
@@ -209,20 +216,8 @@ fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
             Plan::Listed { id, .. } => ask.push(*id),
         }
     }
-    // The caller asking about itself, with no redirect (TRACKINFO.GET, most often): its own
-    // context says its protocol; no CLIENT LIST needed.
-    let caller = ffi::caller_id(ctx);
-    let only_caller = ask.iter().all(|&id| id == caller)
-        && plans
-            .iter()
-            .all(|p| matches!(p, Plan::Ready(v) if v.id == caller));
-    // Pub/Sub mode matters only for a redirect target (delivery::route), so it is not read.
-    let caller_receiver = only_caller.then(|| Receiver {
-        resp: ffi::caller_resp(ctx),
-        pubsub: false,
-    });
     let mut listed = Vec::new();
-    if !only_caller && !ask.is_empty() {
+    if !ask.is_empty() {
         listed = client_list(ctx, Some(&ask))?;
         // Targets of partial entries are known only now.
         let asked: FastSet<u64> = ask.iter().copied().collect();
@@ -241,9 +236,6 @@ fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
     let by_id: FastMap<u64, usize> = listed.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
     let find = |id: u64| by_id.get(&id).map(|&i| &listed[i]);
     let receiver = |id: u64| {
-        if only_caller {
-            return caller_receiver.filter(|_| id == caller);
-        }
         find(id)
             .map(|l| Receiver {
                 resp: l.resp,

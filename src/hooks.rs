@@ -11,14 +11,14 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
-use crate::fasthash::{FastMap, FastSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use redis_module::logging::log_warning;
 
 use crate::clients::{Acct, Client, Mirror, Op, Registry};
+use crate::cmdtable::{self, CommandInfo, CommandTable};
 use crate::ffi::{self, ClientFlags};
-use crate::keys::KeyTable;
+use crate::keys::{KeyList, KeyTable};
 use crate::observe::{CallStats, Listed};
 use crate::reply::{Fidelity, View};
 use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
@@ -71,17 +71,6 @@ pub trait Command {
     fn key_positions(&self) -> Option<Vec<usize>>;
 }
 
-/// Commands that run other commands (scripts): their inner reads and writes belong to the
-/// caller in the server's tracking, but the filter cannot tie them to it.
-const SCRIPT_COMMANDS: [&[u8]; 6] = [
-    b"eval",
-    b"evalsha",
-    b"eval_ro",
-    b"evalsha_ro",
-    b"fcall",
-    b"fcall_ro",
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Client,
@@ -101,22 +90,6 @@ fn kind(name: &[u8]) -> Kind {
         5 if is(b"reset") => Kind::Reset,
         _ => Kind::Other,
     }
-}
-
-/// Whether a command can change its own connection's flags as the module reads them (tracking,
-/// MULTI, Pub/Sub): CLIENT, EXEC, DISCARD and RESET (kinds of their own), MULTI and the
-/// (un)subscribe family. `blocked` needs no care: a connection runs no command while blocked.
-fn changes_own_flags(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"multi"
-            | b"subscribe"
-            | b"psubscribe"
-            | b"ssubscribe"
-            | b"unsubscribe"
-            | b"punsubscribe"
-            | b"sunsubscribe"
-    )
 }
 
 /// How many times each counted command runs.
@@ -190,6 +163,17 @@ struct Pending {
     reads: Vec<Vec<u8>>,
 }
 
+/// A read the server will remember once its command has run.
+#[derive(Debug)]
+struct Read {
+    id: u64,
+    /// Indexes of its keys in `State::read_keys`.
+    keys: std::ops::Range<usize>,
+    /// In a cluster, what tells whether the server refused the command after the filter saw
+    /// it; the read is counted once that is known. Elsewhere it was counted when seen.
+    check: Option<Refusal>,
+}
+
 pub struct State {
     pub registry: Registry,
     pendings: Vec<Pending>,
@@ -210,8 +194,6 @@ pub struct State {
     /// the number of clients that registered it.
     bcast_prefixes: Vec<Vec<u8>>,
     bcast_dirty: bool,
-    /// The running command's name, kept to reuse its allocation.
-    name_buf: Vec<u8>,
     /// This event-loop cycle's BCAST writes: prefix -> key -> the client that last wrote it
     /// (0: none the module keeps state for), as tracking.c trackingRememberKeyToBroadcast.
     batch: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, u64>>,
@@ -222,9 +204,9 @@ pub struct State {
     pub dropped_items: u64,
     /// Reads of the command running now: the server remembers keys after the command ran
     /// (call() -> trackingRememberKeys), so a write or lazy expiry during it does not
-    /// invalidate them; they enter the table at the next hook. In a cluster, with what tells
-    /// whether the server refused the command after the filter saw it.
-    after_command: Vec<(u64, Vec<Vec<u8>>, Option<Refusal>)>,
+    /// invalidate them; they enter the table at the next hook. Their keys are in `read_keys`.
+    after_command: Vec<Read>,
+    read_keys: KeyList,
     /// Ids whose entries in the mirrored table may be wrong. Entries survive CLIENT TRACKING
     /// OFF/ON in the server, so this outlives the per-period counters; a flush (which empties
     /// both tables) clears it. `all_unsure`: every id's.
@@ -232,69 +214,87 @@ pub struct State {
     all_unsure: bool,
 }
 
-/// What the filter needs to know of the server's command table.
-#[derive(Debug, Default)]
-pub struct CommandTable {
-    pub readonly: FastSet<Vec<u8>>,
-    pub containers: FastSet<Vec<u8>>,
-    /// Read-only commands whose keys COMMAND's (first, last, step) give exactly (no
-    /// `movablekeys`), with their arity: their keys are found without asking the server.
-    pub simple_keys: FastMap<Vec<u8>, KeySpan>,
+/// Appends a command's keys to `list`; false (nothing appended) when the arity check refuses it
+/// before it runs, or the server does not know it.
+fn collect_keys(cmd: &dyn Command, info: CommandInfo, list: &mut KeyList) -> bool {
+    match info.span {
+        Some(span) => match span.positions(cmd.argc()) {
+            Some(positions) => positions.for_each(|p| list.push(cmd.arg(p))),
+            None => return false,
+        },
+        None => match cmd.key_positions() {
+            Some(positions) => positions.into_iter().for_each(|p| list.push(cmd.arg(p))),
+            None => return false,
+        },
+    }
+    true
 }
 
-/// COMMAND's arity and legacy key range of a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeySpan {
-    pub arity: i64,
-    pub first: i64,
-    pub last: i64,
-    pub step: i64,
+/// Notes the keys of a read the server remembers once the command has run (unless the arity
+/// check refuses it first). Returns how many reads to count now: all of them where nothing can
+/// refuse the read later; else none (they are counted once the server's counters tell).
+fn queue_read(
+    cmd: &dyn Command,
+    info: CommandInfo,
+    id: u64,
+    keys: &mut KeyList,
+    after: &mut Vec<Read>,
+) -> u64 {
+    let start = keys.len();
+    if !collect_keys(cmd, info, keys) {
+        return 0;
+    }
+    let range = start..keys.len();
+    // A script's inner command is sent by the script's client, not by `id`.
+    let check = Refusal::arm(cmd.client_id() == id, || call_name(info, cmd));
+    let n = if check.is_none() {
+        range.len() as u64
+    } else {
+        0
+    };
+    after.push(Read {
+        id,
+        keys: range,
+        check,
+    });
+    n
 }
 
-impl KeySpan {
-    /// The key positions for `argc` arguments; `None` when the arity check refuses the command
-    /// before it runs (as processCommand does).
-    pub fn positions(&self, argc: usize) -> Option<Vec<usize>> {
-        let argc = i64::try_from(argc).ok()?;
-        let arity_ok = if self.arity >= 0 {
-            argc == self.arity
-        } else {
-            argc >= -self.arity
-        };
-        if !arity_ok {
-            return None;
+/// Puts (key, id) items in the table; false when it did not keep them all (switched off, or
+/// full: `dropped` counts those).
+fn keep_items<'k>(
+    table: &mut KeyTable,
+    dropped: &mut u64,
+    id: u64,
+    keys: impl Iterator<Item = &'k [u8]>,
+) -> bool {
+    if !crate::config::key_table() {
+        return false;
+    }
+    let cap = crate::config::max_items().unwrap_or(u64::MAX);
+    let mut kept = true;
+    for k in keys {
+        if table.items() >= cap && !table.holds(id, k) {
+            *dropped += 1;
+            kept = false;
+            continue;
         }
-        let last = if self.last < 0 {
-            argc + self.last
-        } else {
-            self.last
-        };
-        let step = usize::try_from(self.step.max(1)).ok()?;
-        Some(
-            (self.first..=last.min(argc - 1))
-                .step_by(step)
-                .filter_map(|p| usize::try_from(p).ok())
-                .collect(),
-        )
+        table.remember(id, k);
     }
+    kept
 }
 
-impl CommandTable {
-    /// The server's name for a command: `name`, or `container|sub`, lowercase, into `name`
-    /// (a buffer kept across commands: no allocation once it is large enough).
-    fn full_name(&self, cmd: &dyn Command, name: &mut Vec<u8>) {
-        name.clear();
-        name.extend(cmd.arg(0).iter().map(u8::to_ascii_lowercase));
-        if cmd.argc() >= 2 && self.containers.contains(name.as_slice()) {
-            name.push(b'|');
-            name.extend(cmd.arg(1).iter().map(u8::to_ascii_lowercase));
-        }
-    }
+/// What the table says of a call, its subcommand's entry for a container.
+fn look_up(table: &CommandTable, cmd: &dyn Command) -> CommandInfo {
+    table.look_up(cmd.arg(0), || {
+        (cmd.argc() >= 2).then(|| cmd.arg(1).to_vec())
+    })
+}
 
-    /// tracking.c remembers keys of read-only commands, but not of the *_RO script commands.
-    fn remembers_keys(&self, name: &[u8]) -> bool {
-        self.readonly.contains(name) && !SCRIPT_COMMANDS.contains(&name)
-    }
+/// The server's name for a call (`name` or `container|sub`, lowercase).
+fn call_name(info: CommandInfo, cmd: &dyn Command) -> Vec<u8> {
+    let sub = (info.container && cmd.argc() >= 2).then(|| cmd.arg(1));
+    cmdtable::full_name(cmd.arg(0), sub)
 }
 
 /// Installs fresh state (MODULE LOAD). `tracking` are the clients that already track: they
@@ -318,12 +318,12 @@ pub fn install(
         bcast: Vec::new(),
         bcast_prefixes: Vec::new(),
         bcast_dirty: true,
-        name_buf: Vec::new(),
         batch: BTreeMap::new(),
         total_invalidated: 0,
         total_flushes: 0,
         dropped_items: 0,
         after_command: Vec::new(),
+        read_keys: KeyList::default(),
         unsure: HashSet::new(),
         all_unsure: false,
     };
@@ -470,47 +470,116 @@ fn sync_gates(st: &mut State) {
 /// it does not allocate or lock, and looks at most one thing up (and nothing when no client
 /// has state).
 pub fn on_command(cmd: &dyn Command) {
-    if GATE_READS.load(Relaxed) {
-        // The previous command has run: its reads are remembered now.
-        with_state(State::apply_reads);
-    }
+    // The previous command has run: its reads, if any, are remembered now, before anything else
+    // (in the same borrow of the state as this command's work, where there is some).
+    let reads = GATE_READS.load(Relaxed);
+    let apply_reads = || {
+        if reads {
+            with_state(State::apply_reads);
+        }
+    };
     let name = cmd.arg(0);
     // (An empty name is a command too, an unknown one; only no argument at all is nothing.)
     if name.is_empty() && cmd.argc() == 0 {
+        apply_reads();
         return;
     }
     #[cfg(feature = "panic-injection")]
     if name.eq_ignore_ascii_case(b"trackinfo-test-panic") {
+        apply_reads();
         panic!("injected panic in the command filter");
     }
     let kind = kind(name);
     if kind == Kind::Other && name.len() == 6 && name.eq_ignore_ascii_case(b"config") {
         CONFIG_SEEN.store(true, Relaxed);
     }
-    if kind != Kind::Client && !GATE_PENDING.load(Relaxed) {
-        if !GATE_CLIENTS.load(Relaxed) {
-            return;
-        }
-        let id = cmd.client_id();
-        let known = STATE.with(|s| {
-            s.try_borrow()
-                .ok()
-                .and_then(|b| b.as_ref().map(|st| st.registry.contains(id)))
-        });
-        if known != Some(true) {
-            if SCRIPT_ROOT.load(Relaxed) != 0 {
-                // A script's inner command, or the first command after it.
-                with_state(|st| st.inner_or_next(cmd, id));
-                return;
-            }
-            // Not a client the module keeps state for: NOLOOP cannot apply to its writes.
-            CURRENT.store(0, Relaxed);
-            WRITER.store(0, Relaxed);
-            return;
-        }
+    let plain = kind != Kind::Client && !GATE_PENDING.load(Relaxed);
+    if plain && !GATE_CLIENTS.load(Relaxed) {
+        apply_reads();
+        return;
     }
     let id = cmd.client_id();
-    with_state(|st| st.on_command(cmd, kind, id));
+    let cmd = Named { cmd, name, id };
+    if plain {
+        // One borrow of the state: the client's entry (if any) decides the rest.
+        let known = STATE.with(|s| {
+            let mut b = s.try_borrow_mut().ok()?;
+            let st = b.as_mut()?;
+            if reads {
+                st.apply_reads();
+            }
+            let known = match st.on_plain_command(&cmd, id) {
+                Plain::Done => true,
+                Plain::Unknown => false,
+                Plain::General => {
+                    st.on_command(&cmd, kind, id);
+                    true
+                }
+            };
+            if reads || known {
+                sync_gates(st);
+            }
+            Some(known)
+        });
+        if known == Some(true) {
+            return;
+        }
+        if SCRIPT_ROOT.load(Relaxed) != 0 {
+            // A script's inner command, or the first command after it.
+            with_state(|st| st.inner_or_next(&cmd, id));
+            return;
+        }
+        if known.is_none() {
+            apply_reads();
+        }
+        // Not a client the module keeps state for: NOLOOP cannot apply to its writes.
+        CURRENT.store(0, Relaxed);
+        WRITER.store(0, Relaxed);
+        return;
+    }
+    with_state(|st| {
+        st.apply_reads();
+        st.on_command(&cmd, kind, id);
+    });
+}
+
+/// What [`State::on_plain_command`] made of a command (not CLIENT, EXEC, DISCARD or RESET).
+enum Plain {
+    /// From a client the module keeps no state for.
+    Unknown,
+    Done,
+    /// Not the common case: the general path must see it.
+    General,
+}
+
+/// A command whose name and client the filter has read once already (each is a module API
+/// call).
+struct Named<'a> {
+    cmd: &'a dyn Command,
+    name: &'a [u8],
+    id: u64,
+}
+
+impl Command for Named<'_> {
+    fn argc(&self) -> usize {
+        self.cmd.argc()
+    }
+
+    fn arg(&self, i: usize) -> &[u8] {
+        if i == 0 {
+            self.name
+        } else {
+            self.cmd.arg(i)
+        }
+    }
+
+    fn client_id(&self) -> u64 {
+        self.id
+    }
+
+    fn key_positions(&self) -> Option<Vec<usize>> {
+        self.cmd.key_positions()
+    }
 }
 
 /// The server's disconnect event: nothing is kept for clients that are gone.
@@ -599,16 +668,9 @@ impl State {
         self.settle(id, flags);
         CURRENT.store(id, Relaxed);
         WRITER.store(id, Relaxed);
-        let mut name = std::mem::take(&mut self.name_buf);
-        self.commands.full_name(cmd, &mut name);
-        EXPIRE_COMMAND.store(
-            matches!(
-                name.as_slice(),
-                b"expire" | b"pexpire" | b"expireat" | b"pexpireat"
-            ),
-            Relaxed,
-        );
-        let runs_others = kind == Kind::Exec || SCRIPT_COMMANDS.contains(&name.as_slice());
+        let info = look_up(&self.commands, cmd);
+        EXPIRE_COMMAND.store(info.expire, Relaxed);
+        let runs_others = kind == Kind::Exec || info.script;
         SCRIPT_ROOT.store(
             if runs_others && self.registry.contains(id) {
                 id
@@ -659,19 +721,65 @@ impl State {
                     self.start(id, &[], true);
                 }
             }
-            Kind::Other => self.note_read(cmd, &name, id, flags),
+            Kind::Other => self.note_read(cmd, info, id, flags),
         }
         if self.registry.contains(id) {
             let c = self.registry.get_mut(id);
             c.caching_end |= ends_caching;
-            let keep = kind == Kind::Other && !changes_own_flags(&name);
+            let keep = kind == Kind::Other && !info.changes_own_flags;
             c.flags = keep.then_some(flags);
-            if matches!(kind, Kind::Reset | Kind::Exec) || name.as_slice() == b"hello" {
+            if matches!(kind, Kind::Reset | Kind::Exec) || info.hello {
                 c.resp = None;
             }
         }
         self.registry.tidy(id);
-        self.name_buf = name;
+    }
+
+    /// [`State::on_command`] for the common case, with one lookup of the client: a command that
+    /// is not CLIENT, EXEC, DISCARD or RESET, from a connection with tracking on whose flags were
+    /// kept from its previous command (so nothing since could have changed them or its mirror),
+    /// out of MULTI and Pub/Sub, while nothing is pending. It does what the general path does
+    /// in that case: settle (end a CACHING window), note the read, keep the flags. `Unknown` for
+    /// a client without state, `General` (having changed nothing) for any other case.
+    fn on_plain_command(&mut self, cmd: &dyn Command, id: u64) -> Plain {
+        let Some(c) = self.registry.find_mut(id) else {
+            return Plain::Unknown;
+        };
+        if !self.pendings.is_empty() || !self.foreign.is_zero() {
+            return Plain::General;
+        }
+        let (Some(flags), Mirror::Exact(s)) = (c.flags, &mut c.mirror) else {
+            return Plain::General;
+        };
+        if !s.is_on() || !flags.tracking || flags.multi || flags.pubsub || flags.blocked {
+            return Plain::General;
+        }
+        let info = look_up(&self.commands, cmd);
+        if info.script {
+            return Plain::General;
+        }
+        // settle(): the previous command has completed; it ended any CACHING window.
+        if c.caching_end {
+            if !caching::window_survives(false, false) {
+                s.flags.remove(Flags::CACHING);
+            }
+            c.caching_end = false;
+        }
+        let remembered = info.remembers_keys() && read_is_remembered(s);
+        // This command ends the window once it has completed.
+        c.caching_end = true;
+        c.flags = (!info.changes_own_flags).then_some(flags);
+        if info.hello {
+            c.resp = None;
+        }
+        CURRENT.store(id, Relaxed);
+        WRITER.store(id, Relaxed);
+        SCRIPT_ROOT.store(0, Relaxed);
+        EXPIRE_COMMAND.store(info.expire, Relaxed);
+        if remembered {
+            c.acct.reads += queue_read(cmd, info, id, &mut self.read_keys, &mut self.after_command);
+        }
+        Plain::Done
     }
 
     /// An unknown id while a script root is set: a fake client (the script's inner command) or
@@ -706,14 +814,13 @@ impl State {
             return;
         }
         // Executed now, whatever the root's MULTI flag says during EXEC.
-        let mut name = Vec::new();
-        self.commands.full_name(cmd, &mut name);
-        self.note_read(cmd, &name, root, ClientFlags::default());
+        let info = look_up(&self.commands, cmd);
+        self.note_read(cmd, info, root, ClientFlags::default());
     }
 
     /// A command from a client the module keeps state for: if the server will remember its
     /// keys (tracking.c trackingRememberKeys), remember them too.
-    fn note_read(&mut self, cmd: &dyn Command, name: &[u8], id: u64, flags: ClientFlags) {
+    fn note_read(&mut self, cmd: &dyn Command, info: CommandInfo, id: u64, flags: ClientFlags) {
         let Some(Client {
             mirror: Mirror::Exact(s),
             ..
@@ -724,31 +831,30 @@ impl State {
         if !s.is_on() && !flags.multi {
             return;
         }
-        if !self.commands.remembers_keys(name) {
+        if !info.remembers_keys() {
             return;
         }
-        let positions = match self.commands.simple_keys.get(name) {
-            Some(span) => span.positions(cmd.argc()),
-            None => cmd.key_positions(),
-        };
-        let Some(positions) = positions else {
-            return; // refused before it runs
-        };
-        let keys: Vec<Vec<u8>> = positions.iter().map(|&p| cmd.arg(p).to_vec()).collect();
         if flags.multi {
-            self.registry.get_mut(id).queued.push(Op::Read(keys));
+            let mut keys = KeyList::default();
+            if collect_keys(cmd, info, &mut keys) {
+                let read = keys.slice(0..keys.len()).map(<[u8]>::to_vec).collect();
+                self.registry.get_mut(id).queued.push(Op::Read(read));
+            }
             return;
         }
         if flags.pubsub {
             // A RESP2 client in Pub/Sub mode is refused reads; the module does not know the
-            // protocol here.
-            self.approximate(id, "a read in Pub/Sub mode");
+            // protocol here. (Unless the arity check refuses it first.)
+            if collect_keys(cmd, info, &mut KeyList::default()) {
+                self.approximate(id, "a read in Pub/Sub mode");
+            }
             return;
         }
         if read_is_remembered(s) {
-            // A script's inner command is sent by the script's client, not by `id`.
-            let check = Refusal::arm(name, cmd.client_id() == id);
-            self.after_command.push((id, keys, check));
+            let n = queue_read(cmd, info, id, &mut self.read_keys, &mut self.after_command);
+            if n > 0 {
+                self.registry.get_mut(id).acct.reads += n;
+            }
         }
     }
 
@@ -757,36 +863,45 @@ impl State {
         if self.after_command.is_empty() {
             return;
         }
-        // Drained in place, so that the queue keeps its allocation from one command to the next.
-        let mut reads = std::mem::take(&mut self.after_command);
-        for (id, keys, check) in reads.drain(..) {
-            match check.map(|c| c.refused()) {
-                Some(Some(true)) => continue, // the server remembered nothing
-                Some(None) => self.approximate(id, "a read the server may have refused"),
-                _ => {}
+        // Marked approximate once the loop is done (it borrows the queue); no allocation unless
+        // there is one.
+        let mut doubts: Vec<(u64, &str)> = Vec::new();
+        for r in self.after_command.drain(..) {
+            if let Some(check) = &r.check {
+                match check.refused() {
+                    Some(true) => continue, // the server remembered nothing
+                    Some(false) => {
+                        self.registry.get_mut(r.id).acct.reads += r.keys.len() as u64;
+                    }
+                    None => {
+                        self.registry.get_mut(r.id).acct.reads += r.keys.len() as u64;
+                        doubts.push((r.id, "a read the server may have refused"));
+                    }
+                }
             }
-            self.remember(id, &keys);
+            let keys = self.read_keys.slice(r.keys);
+            if !keep_items(&mut self.table, &mut self.dropped_items, r.id, keys) {
+                doubts.push((r.id, "reads the key table did not keep"));
+            }
         }
-        if self.after_command.is_empty() {
-            self.after_command = reads;
+        self.read_keys.clear();
+        for (id, why) in doubts {
+            self.approximate(id, why);
         }
     }
 
+    /// Remembers reads the server remembered (queued ones, once EXEC ran them).
     fn remember(&mut self, id: u64, keys: &[Vec<u8>]) {
-        let mut missed = !crate::config::key_table();
-        if !missed {
-            let cap = crate::config::max_items();
-            for k in keys {
-                if cap.is_some_and(|cap| self.table.items() >= cap) && !self.table.holds(id, k) {
-                    self.dropped_items += 1;
-                    missed = true;
-                    continue;
-                }
-                self.table.remember(id, k);
-            }
+        let items = keys.iter().map(Vec::as_slice);
+        let kept = keep_items(&mut self.table, &mut self.dropped_items, id, items);
+        self.count_reads(id, keys.len() as u64, kept);
+    }
+
+    fn count_reads(&mut self, id: u64, n: u64, kept: bool) {
+        if n > 0 {
+            self.registry.get_mut(id).acct.reads += n;
         }
-        self.registry.get_mut(id).acct.reads += keys.len() as u64;
-        if missed {
+        if !kept {
             self.approximate(id, "reads the key table did not keep");
         }
     }
@@ -829,23 +944,21 @@ impl State {
             let unsure: Vec<u64> = self
                 .after_command
                 .iter()
-                .filter(|(_, keys, _)| keys.iter().any(|k| k == key))
-                .map(|(id, _, _)| *id)
+                .filter(|r| self.read_keys.slice(r.keys.clone()).any(|k| k == key))
+                .map(|r| r.id)
                 .collect();
             for id in unsure {
                 self.approximate(id, "an expiry of a key it was reading");
             }
         }
-        let ids = self.table.invalidate(key);
-        if ids.is_empty() {
+        let Some(ids) = self.table.invalidate(key) else {
             return;
-        }
+        };
         let now = ffi::now_ms();
-        for id in ids {
-            if !self.registry.contains(id) {
+        for id in ids.iter() {
+            let Some(c) = self.registry.find_mut(id) else {
                 continue; // tracking off, or gone: the server sends nothing
-            }
-            let c = self.registry.get_mut(id);
+            };
             let Mirror::Exact(s) = &c.mirror else {
                 continue;
             };
@@ -1330,11 +1443,14 @@ impl State {
 
     /// Ids of clients the module knows to track (or may track: partial), in id order.
     pub fn tracking_ids(&self) -> Vec<u64> {
-        self.registry
+        let mut ids: Vec<u64> = self
+            .registry
             .iter()
             .filter(|(_, c)| c.tracking_on() != Some(false))
             .map(|(id, _)| id)
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     pub fn mark_partial(&mut self, id: u64) {
@@ -1371,14 +1487,15 @@ enum Refusal {
 impl Refusal {
     /// Before a read runs; `None` outside a cluster, or when the counters cannot be read (then
     /// the check of the table against the server's totals is left to tell).
-    fn arm(name: &[u8], direct: bool) -> Option<Refusal> {
+    fn arm(direct: bool, name: impl FnOnce() -> Vec<u8>) -> Option<Refusal> {
         if !ffi::cluster_enabled() {
             return None;
         }
         if direct {
             routing_errors().map(Refusal::Routing)
         } else {
-            rejected_calls(name).map(|n| Refusal::Rejected(name.to_vec(), n))
+            let name = name();
+            rejected_calls(&name).map(|n| Refusal::Rejected(name, n))
         }
     }
 
@@ -1543,40 +1660,6 @@ fn replay_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_spans_give_positions_and_refuse_wrong_arities() {
-        let get = KeySpan {
-            arity: 2,
-            first: 1,
-            last: 1,
-            step: 1,
-        };
-        assert_eq!(get.positions(2), Some(vec![1]));
-        assert_eq!(get.positions(3), None);
-        let mget = KeySpan {
-            arity: -2,
-            first: 1,
-            last: -1,
-            step: 1,
-        };
-        assert_eq!(mget.positions(4), Some(vec![1, 2, 3]));
-        assert_eq!(mget.positions(1), None);
-        let pairs = KeySpan {
-            arity: -3,
-            first: 1,
-            last: -1,
-            step: 2,
-        };
-        assert_eq!(pairs.positions(5), Some(vec![1, 3]));
-        let sub = KeySpan {
-            arity: -3,
-            first: 2,
-            last: 2,
-            step: 1,
-        };
-        assert_eq!(sub.positions(3), Some(vec![2]));
-    }
 
     fn ops(cmds: &[&str]) -> Vec<Op> {
         cmds.iter()

@@ -43,14 +43,176 @@ pub fn changes() -> u64 {
 }
 
 /// Notes a change made other than through a table's methods (a table switched on or off).
+/// Every caller runs under the server's lock (its main thread, or a thread holding the GIL), so
+/// a load and a store do: no locked read-modify-write on the filter's path.
 pub fn note_change() {
-    CHANGES.fetch_add(1, Relaxed);
+    CHANGES.store(CHANGES.load(Relaxed).wrapping_add(1), Relaxed);
 }
+
+/// Key names packed in one buffer: the reads of the command running now wait here until it has
+/// run. The buffer is emptied, not freed, between commands, so the filter's reads allocate
+/// nothing once it has grown.
+#[derive(Debug, Default)]
+pub struct KeyList {
+    bytes: Vec<u8>,
+    /// Where each key ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl KeyList {
+    pub fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// How many keys the list holds: the index the next key gets.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The keys with indexes in `range`.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &[u8]> + '_ {
+        range.map(move |i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.bytes[start..self.ends[i]]
+        })
+    }
+
+    /// Forgets every key, keeping the memory; gives it back when one command's keys made it
+    /// large (an MGET of many keys).
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        if self.bytes.capacity() > 1 << 16 {
+            self.bytes = Vec::new();
+        }
+        if self.ends.capacity() > 1 << 12 {
+            self.ends = Vec::new();
+        }
+    }
+}
+
+/// The ids of one key's entry, in the order they read it. Between two writes most keys are read
+/// by one or two clients: those entries need no allocation of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ids {
+    One(u64),
+    Two(u64, u64),
+    Many(Vec<u64>),
+}
+
+impl Ids {
+    pub fn contains(&self, id: u64) -> bool {
+        match self {
+            Ids::One(a) => *a == id,
+            Ids::Two(a, b) => *a == id || *b == id,
+            Ids::Many(v) => v.contains(&id),
+        }
+    }
+
+    fn push(&mut self, id: u64) {
+        *self = match std::mem::replace(self, Ids::One(0)) {
+            Ids::One(a) => Ids::Two(a, id),
+            Ids::Two(a, b) => Ids::Many(vec![a, b, id]),
+            Ids::Many(mut v) => {
+                v.push(id);
+                Ids::Many(v)
+            }
+        }
+    }
+
+    /// At least 1: an entry exists only with an id.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        match self {
+            Ids::One(_) => 1,
+            Ids::Two(..) => 2,
+            Ids::Many(v) => v.len(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (head, rest): (&[u64], &[u64]) = match self {
+            Ids::One(a) => (std::slice::from_ref(a), &[]),
+            Ids::Two(a, b) => (std::slice::from_ref(a), std::slice::from_ref(b)),
+            Ids::Many(v) => (v, &[]),
+        };
+        head.iter().chain(rest).copied()
+    }
+}
+
+/// A key name: inline when it is short (most are), so that an entry needs no allocation of its
+/// own; the same size as a boxed name.
+#[derive(Clone)]
+pub enum KeyName {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+const INLINE_KEY: usize = 22;
+
+impl KeyName {
+    fn new(key: &[u8]) -> KeyName {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            KeyName::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            KeyName::Heap(key.into())
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyName::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyName::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for KeyName {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+// Hash and equality as the bytes', so that the map is looked up with a plain `&[u8]`.
+impl Hash for KeyName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialEq for KeyName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for KeyName {}
+
+impl std::fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// Key names are chosen by clients, so the table's hash is seeded at random (per process and
+/// per map), as SipHash is in the standard library; foldhash costs a fraction of SipHash on
+/// short keys, and nothing the module replies with depends on the map's order.
+type KeyHasher = foldhash::quality::RandomState;
 
 #[derive(Debug, Default)]
 pub struct KeyTable {
     /// key -> the ids that read it, in the order they did.
-    keys: HashMap<Vec<u8>, Vec<u64>>,
+    keys: HashMap<KeyName, Ids, KeyHasher>,
     /// id -> how many keys hold it (gone clients included, as in the server).
     per_client: FastMap<u64, u64>,
     items: u64,
@@ -59,14 +221,13 @@ pub struct KeyTable {
 impl KeyTable {
     /// As trackingRememberKeys: adds (key, id). True when the item is new.
     pub fn remember(&mut self, id: u64, key: &[u8]) -> bool {
-        let ids = match self.keys.get_mut(key) {
-            Some(ids) => ids,
-            None => self.keys.entry(key.to_vec()).or_default(),
-        };
-        if ids.contains(&id) {
-            return false;
+        match self.keys.get_mut(key) {
+            Some(ids) if ids.contains(id) => return false,
+            Some(ids) => ids.push(id),
+            None => {
+                self.keys.insert(KeyName::new(key), Ids::One(id));
+            }
         }
-        ids.push(id);
         *self.per_client.entry(id).or_default() += 1;
         self.items += 1;
         note_change();
@@ -75,28 +236,26 @@ impl KeyTable {
 
     /// Whether (key, id) is held.
     pub fn holds(&self, id: u64, key: &[u8]) -> bool {
-        self.keys.get(key).is_some_and(|ids| ids.contains(&id))
+        self.keys.get(key).is_some_and(|ids| ids.contains(id))
     }
 
     /// As trackingInvalidateKey: removes the key's entry and returns the ids it held; the caller
     /// decides which of them were sent a message.
-    pub fn invalidate(&mut self, key: &[u8]) -> Vec<u64> {
-        let Some(ids) = self.keys.remove(key) else {
-            return Vec::new();
-        };
+    pub fn invalidate(&mut self, key: &[u8]) -> Option<Ids> {
+        let ids = self.keys.remove(key)?;
         note_change();
-        for id in &ids {
-            self.forget_item(*id);
+        for id in ids.iter() {
+            self.forget_item(id);
         }
         shrink(&mut self.keys);
         shrink(&mut self.per_client);
-        ids
+        Some(ids)
     }
 
     /// As trackingInvalidateKeysOnFlush: the table is emptied.
     pub fn flush(&mut self) {
         note_change();
-        self.keys = HashMap::new();
+        self.keys = HashMap::default();
         self.per_client = FastMap::default();
         self.items = 0;
     }
@@ -121,8 +280,8 @@ impl KeyTable {
         let mut out: Vec<&[u8]> = self
             .keys
             .iter()
-            .filter(|(k, ids)| ids.contains(&id) && shown(k))
-            .map(|(k, _)| k.as_slice())
+            .filter(|(k, ids)| ids.contains(id) && shown(k.as_bytes()))
+            .map(|(k, _)| k.as_bytes())
             .collect();
         out.sort_unstable();
         if limit > 0 {
@@ -161,8 +320,8 @@ impl KeyTable {
         let mut all: Vec<(&[u8], usize)> = self
             .keys
             .iter()
-            .filter(|(k, _)| shown(k))
-            .map(|(k, ids)| (k.as_slice(), ids.len()))
+            .filter(|(k, _)| shown(k.as_bytes()))
+            .map(|(k, ids)| (k.as_bytes(), ids.len()))
             .collect();
         all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         all.truncate(n);
@@ -173,6 +332,21 @@ impl KeyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_list_gives_back_its_keys_by_index() {
+        let mut l = KeyList::default();
+        l.push(b"a");
+        l.push(b"");
+        l.push(b"ccc");
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.slice(0..3).collect::<Vec<_>>(), [&b"a"[..], b"", b"ccc"]);
+        assert_eq!(l.slice(1..3).collect::<Vec<_>>(), [&b""[..], b"ccc"]);
+        l.clear();
+        assert!(l.is_empty());
+        l.push(b"d");
+        assert_eq!(l.slice(0..1).collect::<Vec<_>>(), [&b"d"[..]]);
+    }
 
     #[test]
     fn one_item_per_key_and_client() {
@@ -191,12 +365,9 @@ mod tests {
         t.remember(1, b"k");
         t.remember(2, b"k");
         t.remember(2, b"j");
-        assert_eq!(t.invalidate(b"k"), [1, 2]);
-        assert_eq!(
-            t.invalidate(b"k"),
-            Vec::<u64>::new(),
-            "one invalidation per read"
-        );
+        let ids = t.invalidate(b"k").expect("held");
+        assert_eq!(ids.iter().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(t.invalidate(b"k"), None, "one invalidation per read");
         assert_eq!((t.key_count(), t.items()), (1, 1));
         assert_eq!((t.count_of(1), t.count_of(2)), (0, 1));
     }

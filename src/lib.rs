@@ -1,11 +1,13 @@
 //! trackinfo: CLIENT TRACKINGINFO for any connection, for Redis 7.x/8.x and Valkey.
 //!
-//! Where things live: `commands/` (the command layer), `rules/` (the server's CLIENT TRACKING
+//! Where things live: `commands/` (the command layer), `cmdtable.rs` (what the filter knows of
+//! the server's commands), `rules/` (the server's CLIENT TRACKING
 //! and CACHING rules, replayed), `clients.rs` (per-client state), `keys.rs` (the per-key table),
 //! `hooks.rs` (the filter and
 //! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`.
 
 pub mod clients;
+pub mod cmdtable;
 pub mod commands;
 pub mod config;
 pub mod errors;

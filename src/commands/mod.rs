@@ -55,15 +55,16 @@ pub fn tracking_ids(ctx: &Context) -> Result<Vec<u64>, RedisError> {
 
 /// Read-only commands and container commands, from the server's COMMAND reply:
 /// `[name, arity, flags, first, last, step, acl, tips, key specs, subcommands]`.
-pub fn command_table(ctx: &Context) -> crate::hooks::CommandTable {
-    let mut t = crate::hooks::CommandTable::default();
+pub fn command_table(ctx: &Context) -> crate::cmdtable::CommandTable {
+    let mut t = crate::cmdtable::CommandTable::default();
     if let Ok(RedisValue::Array(all)) = ctx.call("COMMAND", &[] as &[&str]) {
         add_commands(&mut t, &all);
     }
+    t.mark_special();
     t
 }
 
-fn add_commands(t: &mut crate::hooks::CommandTable, list: &[RedisValue]) {
+fn add_commands(t: &mut crate::cmdtable::CommandTable, list: &[RedisValue]) {
     let text = |v: &RedisValue| match v {
         RedisValue::SimpleString(s) | RedisValue::BulkString(s) => Some(s.to_ascii_lowercase()),
         RedisValue::StringBuffer(b) => Some(String::from_utf8_lossy(b).to_ascii_lowercase()),
@@ -79,13 +80,13 @@ fn add_commands(t: &mut crate::hooks::CommandTable, list: &[RedisValue]) {
         if let Some(RedisValue::Array(flags)) = info.get(2) {
             let flags: Vec<String> = flags.iter().filter_map(text).collect();
             if flags.iter().any(|f| f == "readonly") {
-                t.readonly.insert(name.clone().into_bytes());
+                t.entry(name.as_bytes()).readonly = true;
                 let int = |i: usize| match info.get(i) {
                     Some(RedisValue::Integer(n)) => Some(*n),
                     _ => None,
                 };
                 let span = (|| {
-                    Some(crate::hooks::KeySpan {
+                    Some(crate::cmdtable::KeySpan {
                         arity: int(1)?,
                         first: int(3)?,
                         last: int(4)?,
@@ -96,14 +97,14 @@ fn add_commands(t: &mut crate::hooks::CommandTable, list: &[RedisValue]) {
                 // (GetCommandKeysWithFlags).
                 if let Some(span) = span.filter(|s| s.first > 0 && s.step > 0) {
                     if !flags.iter().any(|f| f == "movablekeys") {
-                        t.simple_keys.insert(name.clone().into_bytes(), span);
+                        t.entry(name.as_bytes()).span = Some(span);
                     }
                 }
             }
         }
         if let Some(RedisValue::Array(subs)) = info.get(9) {
             if !subs.is_empty() {
-                t.containers.insert(name.into_bytes());
+                t.entry(name.as_bytes()).container = true;
                 add_commands(t, subs);
             }
         }

@@ -1,7 +1,7 @@
 //! A fast hasher for maps whose keys clients cannot choose: client ids (the server assigns
 //! them) and lookups in the fixed table of command names (a client can send any name, but
 //! cannot add one to the table, so it cannot make entries collide). Maps keyed by key names,
-//! which clients do choose, keep the standard SipHash.
+//! which clients do choose, use a seeded hash (keys.rs).
 //!
 //! The multiply-rotate scheme of rustc's FxHasher, written out here rather than added as a
 //! dependency.

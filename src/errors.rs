@@ -10,6 +10,13 @@ pub const KEYS_UNKNOWN_PARTIAL: &str = "ERR the keys of this client are unknown:
 pub const KEYS_TABLE_OFF: &str =
     "ERR the per-key table is switched off (CONFIG SET trackinfo.key-table yes)";
 pub const NO_CALLER_ACL: &str = "ERR cannot read the ACL user of this connection";
+/// TRACKINFO.LIST MODE / DELIVERY with an unknown value, followed by ` '<value>'` (as CLIENT LIST
+/// TYPE's `Unknown client type '<value>'`).
+pub const UNKNOWN_MODE: &str = "ERR Unknown tracking mode";
+pub const UNKNOWN_DELIVERY: &str = "ERR Unknown delivery";
+/// Redis's CLIENT LIST ID text for an id it cannot read; TRACKINFO.LIST relays the server's own
+/// text and falls back on this one.
+pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
 pub const INTERNAL: &str = "ERR trackinfo internal error, see the server log";
 
 // The server's texts (networking.c clientCommand, tracking.c), without the `ERR ` prefix.

@@ -576,6 +576,12 @@ pub fn emit(ctx: &Context, r: &Reply) {
                     f(c, *i);
                 }
             }
+            // Format `txt` in RESP3, a bulk string in RESP2 (module.c RM_ReplyWithVerbatimString).
+            Reply::Verbatim(t) => {
+                if let Some(f) = raw::RedisModule_ReplyWithVerbatimString {
+                    f(c, t.as_ptr().cast::<c_char>(), t.len());
+                }
+            }
         }
     }
 }

@@ -113,6 +113,10 @@ mod module {
         ffi::command(ctx, args, commands::info::clients)
     }
 
+    fn trackinfo_list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        ffi::command(ctx, args, commands::list::list)
+    }
+
     fn trackinfo_keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ffi::command(ctx, args, commands::keys::keys)
     }
@@ -134,6 +138,7 @@ mod module {
             ["trackinfo.get", trackinfo_get, "deny-script allow-loading allow-stale", 0, 0, 0, "", "connection slow"],
             ["trackinfo.client", trackinfo_client, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.clients", trackinfo_clients, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
+            ["trackinfo.list", trackinfo_list, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.keys", trackinfo_keys, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.stats", trackinfo_stats, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
         ],

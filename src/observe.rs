@@ -60,6 +60,46 @@ pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
     out
 }
 
+/// A client's `addr=` and `name=` in CLIENT LIST (a name has no spaces: CLIENT SETNAME refuses
+/// them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Named {
+    pub id: u64,
+    pub addr: Vec<u8>,
+    pub name: Vec<u8>,
+}
+
+/// The `id`, `addr` and `name` of each CLIENT LIST line.
+pub fn parse_client_names(text: &[u8]) -> Vec<Named> {
+    let mut out = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut c = Named::default();
+        let mut has_id = false;
+        for field in line.split(|&b| b == b' ') {
+            let Some(eq) = field.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let (name, value) = (&field[..eq], &field[eq + 1..]);
+            match name {
+                b"id" => {
+                    if let Some(id) = parse_u64(value) {
+                        c.id = id;
+                        has_id = true;
+                    }
+                }
+                b"addr" => c.addr = value.to_vec(),
+                b"name" => c.name = value.to_vec(),
+                _ => {}
+            }
+        }
+        if has_id {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn parse_u64(s: &[u8]) -> Option<u64> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
@@ -142,6 +182,22 @@ id=4 addr=127.0.0.1:6 fd=9 name=a flags=x db=0 multi=2 redir=-1 resp=3\r\n";
             }
         );
         assert!(!l[1].tracking && l[1].in_multi && l[1].redir == -1 && l[1].resp == 3);
+    }
+
+    #[test]
+    fn client_list_addr_and_name_are_taken_whole() {
+        let text = b"id=3 addr=127.0.0.1:5 laddr=127.0.0.1:6379 fd=8 name=a=b,c age=0 redir=0\n\
+id=4 addr=/tmp/redis.sock:0 fd=9 name= flags=x\n";
+        let n = parse_client_names(text);
+        assert_eq!(n.len(), 2);
+        assert_eq!(
+            (n[0].id, &n[0].addr[..], &n[0].name[..]),
+            (3, &b"127.0.0.1:5"[..], &b"a=b,c"[..])
+        );
+        assert_eq!(
+            (n[1].id, &n[1].addr[..], &n[1].name[..]),
+            (4, &b"/tmp/redis.sock:0"[..], &b""[..])
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum Reply {
     /// Field names and fixed words are borrowed: a reply allocates only what varies.
     Bulk(Cow<'static, [u8]>),
     Int(i64),
+    /// Text as CLIENT LIST replies: a verbatim string of format `txt` in RESP3, a bulk string in
+    /// RESP2 (networking.c addReplyVerbatim).
+    Verbatim(Vec<u8>),
 }
 
 impl Reply {
@@ -66,6 +69,16 @@ impl Reply {
             Reply::Int(i) => {
                 out.push(b':');
                 out.extend_from_slice(i.to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Verbatim(t) => {
+                if resp3 {
+                    head(out, b'=', t.len() + 4);
+                    out.extend_from_slice(b"txt:");
+                } else {
+                    head(out, b'$', t.len());
+                }
+                out.extend_from_slice(t);
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -123,12 +136,51 @@ impl View {
     }
 }
 
+/// What TRACKINFO.CLIENTS and TRACKINFO.LIST show of a view: the same honesty rules for both.
+impl View {
+    /// Unix ms when tracking was last switched on; -1 when off or unknown.
+    pub fn shown_since(&self) -> i64 {
+        if self.state.is_on() {
+            self.since_ms
+        } else {
+            -1
+        }
+    }
+
+    /// `tracked-keys`: -1 where the module cannot know, never a guess.
+    pub fn shown_tracked_keys(&self) -> i64 {
+        known(self.tracked_keys)
+    }
+
+    /// `invalidated-keys`: -1 where the module cannot know.
+    pub fn shown_invalidated(&self) -> i64 {
+        known(self.acct.as_ref().map(|a| a.invalidated))
+    }
+
+    /// `counters`: exact only when the module counted everything for this client.
+    pub fn counters_exact(&self) -> bool {
+        self.tracked_keys.is_some() && self.acct.as_ref().is_some_and(|a| !a.approximate)
+    }
+
+    fn counters_name(&self) -> &'static str {
+        if self.counters_exact() {
+            "exact"
+        } else {
+            "approximate"
+        }
+    }
+}
+
+fn known(n: Option<u64>) -> i64 {
+    n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// One TRACKINFO entry: the three CLIENT TRACKINGINFO fields first, byte for byte, then ours.
 pub fn entry(v: &View) -> Reply {
     let flags = v.state.flag_names().into_iter().map(Reply::text).collect();
     let prefixes = v.state.prefixes.iter().map(Reply::bulk).collect();
-    let since = if v.state.is_on() { v.since_ms } else { -1 };
-    let mut out = Reply::Map(vec![
+    let a = v.acct.as_ref();
+    Reply::Map(vec![
         (Reply::text("flags"), Reply::Set(flags)),
         (
             Reply::text("redirect"),
@@ -137,21 +189,12 @@ pub fn entry(v: &View) -> Reply {
         (Reply::text("prefixes"), Reply::Array(prefixes)),
         (Reply::text("id"), Reply::Int(v.id as i64)),
         (Reply::text("fidelity"), Reply::text(v.fidelity.name())),
-        (Reply::text("tracking-since"), Reply::Int(since)),
+        (Reply::text("tracking-since"), Reply::Int(v.shown_since())),
         (Reply::text("resp"), Reply::Int(v.resp)),
         (Reply::text("delivery"), Reply::text(v.delivery.name())),
-    ]);
-    // Counters the module cannot know are -1, never a guess.
-    let known = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let a = v.acct.as_ref();
-    let exact = v.tracked_keys.is_some() && a.is_some_and(|a| !a.approximate);
-    let Reply::Map(pairs) = &mut out else {
-        return out;
-    };
-    pairs.extend([
         (
             Reply::text("tracked-keys"),
-            Reply::Int(known(v.tracked_keys)),
+            Reply::Int(v.shown_tracked_keys()),
         ),
         (
             Reply::text("tracked-reads"),
@@ -159,7 +202,7 @@ pub fn entry(v: &View) -> Reply {
         ),
         (
             Reply::text("invalidated-keys"),
-            Reply::Int(known(a.map(|a| a.invalidated))),
+            Reply::Int(v.shown_invalidated()),
         ),
         (
             Reply::text("flush-invalidations"),
@@ -181,12 +224,70 @@ pub fn entry(v: &View) -> Reply {
                 .unwrap_or_default(),
             ),
         ),
-        (
-            Reply::text("counters"),
-            Reply::text(if exact { "exact" } else { "approximate" }),
-        ),
-    ]);
-    out
+        (Reply::text("counters"), Reply::text(v.counters_name())),
+    ])
+}
+
+/// One TRACKINFO.LIST line, in CLIENT LIST's `name=value` format and ended by "\n" as
+/// networking.c clientsCatList ends its lines. `addr` and `name` are CLIENT LIST's own values;
+/// the rest is what `entry` shows for the same view, `since` counted back from `now_ms`.
+pub fn list_line(v: &View, addr: &[u8], name: &[u8], now_ms: i64, out: &mut Vec<u8>) {
+    let since = match v.shown_since() {
+        -1 => -1,
+        at => now_ms.saturating_sub(at).max(0),
+    };
+    let flags = v.state.flag_names().join(",");
+    out.extend_from_slice(format!("id={} addr=", v.id).as_bytes());
+    out.extend_from_slice(addr);
+    out.extend_from_slice(b" name=");
+    out.extend_from_slice(name);
+    out.extend_from_slice(
+        format!(
+            " flags={flags} redir={} prefixes=",
+            v.state.reported_redirect()
+        )
+        .as_bytes(),
+    );
+    for (i, p) in v.state.prefixes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        escape_prefix(p, out);
+    }
+    out.extend_from_slice(
+        format!(
+            " delivery={} tracked-keys={} invalidated-keys={} since={since} fidelity={} counters={}\n",
+            v.delivery.name(),
+            v.shown_tracked_keys(),
+            v.shown_invalidated(),
+            v.fidelity.name(),
+            v.counters_name(),
+        )
+        .as_bytes(),
+    );
+}
+
+/// A BCAST prefix as one token of a comma-joined list on a space-separated line: bytes `!`
+/// to `~` as they are (the bytes CLIENT SETNAME allows in a name), except `%`, `,` and `"`,
+/// which like every other byte are written `%XX` (two uppercase hex digits). The empty
+/// prefix (BCAST without PREFIX) is written `""`.
+pub fn escape_prefix(p: &[u8], out: &mut Vec<u8>) {
+    if p.is_empty() {
+        out.extend_from_slice(b"\"\"");
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in p {
+        match b {
+            b'%' | b',' | b'"' => {}
+            b'!'..=b'~' => {
+                out.push(b);
+                continue;
+            }
+            _ => {}
+        }
+        out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+    }
 }
 
 #[cfg(test)]
@@ -279,5 +380,72 @@ mod tests {
         };
         assert_eq!(pairs[5].1, Reply::Int(-1));
         assert_eq!(pairs[1].1, Reply::Int(-1));
+    }
+
+    fn escaped(p: &[u8]) -> String {
+        let mut out = Vec::new();
+        escape_prefix(p, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn prefixes_escape_to_one_unambiguous_token() {
+        assert_eq!(escaped(b""), "\"\"");
+        assert_eq!(escaped(b"user:"), "user:");
+        assert_eq!(escaped(b"a=b\\c"), "a=b\\c");
+        assert_eq!(escaped(b"a b,c%d\"e"), "a%20b%2Cc%25d%22e");
+        assert_eq!(escaped(b"\r\n\x00\x7f\xff"), "%0D%0A%00%7F%FF");
+        assert_eq!(escaped(b"\"\""), "%22%22");
+    }
+
+    #[test]
+    fn list_line_has_client_list_shape_and_the_entrys_values() {
+        let mut v = bcast_view();
+        v.state.prefixes = [b"".to_vec(), b"a b".to_vec(), b"u:".to_vec()]
+            .into_iter()
+            .collect();
+        v.acct = Some(Acct {
+            invalidated: 4,
+            ..Acct::default()
+        });
+        let mut out = Vec::new();
+        list_line(&v, b"127.0.0.1:5000", b"app", 1700000000250, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "id=7 addr=127.0.0.1:5000 name=app flags=on,bcast,noloop redir=0 \
+             prefixes=\"\",a%20b,u: delivery=self tracked-keys=2 invalidated-keys=4 since=250 \
+             fidelity=exact counters=exact\n"
+        );
+    }
+
+    #[test]
+    fn list_line_of_a_partial_client_says_what_is_unknown() {
+        let mut v = bcast_view();
+        v.state.flags = Flags::ON | Flags::BROKEN_REDIR;
+        v.state.redirect = 9;
+        v.state.prefixes.clear();
+        v.fidelity = Fidelity::Partial;
+        v.since_ms = -1;
+        v.delivery = Delivery::Dropped;
+        v.tracked_keys = None;
+        v.acct = None;
+        let mut out = Vec::new();
+        list_line(&v, b"127.0.0.1:5000", b"", 1700000000250, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "id=7 addr=127.0.0.1:5000 name= flags=on,broken_redirect redir=9 prefixes= \
+             delivery=dropped tracked-keys=-1 invalidated-keys=-1 since=-1 fidelity=partial \
+             counters=approximate\n"
+        );
+    }
+
+    #[test]
+    fn verbatim_is_txt_in_resp3_and_bulk_in_resp2() {
+        let r = Reply::Verbatim(b"id=1\n".to_vec());
+        let (mut two, mut three) = (Vec::new(), Vec::new());
+        r.encode(false, &mut two);
+        r.encode(true, &mut three);
+        assert_eq!(two, b"$5\r\nid=1\n\r\n");
+        assert_eq!(three, b"=9\r\ntxt:id=1\n\r\n");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod stats;
 
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
@@ -20,6 +21,11 @@ fn respond(ctx: &Context, r: &Reply) -> RedisResult {
 /// CLIENT LIST (all clients, or the given ids), through RM_Call: the server's own word on the
 /// `t`, `B` and `R` flags and `redir=`.
 pub fn client_list(ctx: &Context, ids: Option<&[u64]>) -> Result<Vec<Listed>, RedisError> {
+    Ok(parse_client_list(&client_list_text(ctx, ids)?))
+}
+
+/// CLIENT LIST's text for all clients, or for the given ids (none for an empty list).
+pub fn client_list_text(ctx: &Context, ids: Option<&[u64]>) -> Result<Vec<u8>, RedisError> {
     let id_args: Vec<String> = ids.unwrap_or(&[]).iter().map(u64::to_string).collect();
     let mut args: Vec<&str> = vec!["LIST"];
     if ids.is_some() {
@@ -30,10 +36,8 @@ pub fn client_list(ctx: &Context, ids: Option<&[u64]>) -> Result<Vec<Listed>, Re
         args.extend(id_args.iter().map(String::as_str));
     }
     match ctx.call("CLIENT", args.as_slice()) {
-        Ok(RedisValue::SimpleString(s)) | Ok(RedisValue::BulkString(s)) => {
-            Ok(parse_client_list(s.as_bytes()))
-        }
-        Ok(RedisValue::StringBuffer(b)) => Ok(parse_client_list(&b)),
+        Ok(RedisValue::SimpleString(s)) | Ok(RedisValue::BulkString(s)) => Ok(s.into_bytes()),
+        Ok(RedisValue::StringBuffer(b)) => Ok(b),
         _ => Err(RedisError::Str(errors::INTERNAL)),
     }
 }

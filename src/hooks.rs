@@ -216,7 +216,7 @@ pub struct State {
 
 /// Appends a command's keys to `list`; false (nothing appended) when the arity check refuses it
 /// before it runs, or the server does not know it.
-fn collect_keys(cmd: &dyn Command, info: CommandInfo, list: &mut KeyList) -> bool {
+fn collect_keys<C: Command + ?Sized>(cmd: &C, info: CommandInfo, list: &mut KeyList) -> bool {
     match info.span {
         Some(span) => match span.positions(cmd.argc()) {
             Some(positions) => positions.for_each(|p| list.push(cmd.arg(p))),
@@ -233,8 +233,8 @@ fn collect_keys(cmd: &dyn Command, info: CommandInfo, list: &mut KeyList) -> boo
 /// Notes the keys of a read the server remembers once the command has run (unless the arity
 /// check refuses it first). Returns how many reads to count now: all of them where nothing can
 /// refuse the read later; else none (they are counted once the server's counters tell).
-fn queue_read(
-    cmd: &dyn Command,
+fn queue_read<C: Command + ?Sized>(
+    cmd: &C,
     info: CommandInfo,
     id: u64,
     keys: &mut KeyList,
@@ -285,14 +285,14 @@ fn keep_items<'k>(
 }
 
 /// What the table says of a call, its subcommand's entry for a container.
-fn look_up(table: &CommandTable, cmd: &dyn Command) -> CommandInfo {
+fn look_up<C: Command + ?Sized>(table: &CommandTable, cmd: &C) -> CommandInfo {
     table.look_up(cmd.arg(0), || {
         (cmd.argc() >= 2).then(|| cmd.arg(1).to_vec())
     })
 }
 
 /// The server's name for a call (`name` or `container|sub`, lowercase).
-fn call_name(info: CommandInfo, cmd: &dyn Command) -> Vec<u8> {
+fn call_name<C: Command + ?Sized>(info: CommandInfo, cmd: &C) -> Vec<u8> {
     let sub = (info.container && cmd.argc() >= 2).then(|| cmd.arg(1));
     cmdtable::full_name(cmd.arg(0), sub)
 }
@@ -469,7 +469,7 @@ fn sync_gates(st: &mut State) {
 /// The command filter. For a command that is not CLIENT, from a client without tracking state,
 /// it does not allocate or lock, and looks at most one thing up (and nothing when no client
 /// has state).
-pub fn on_command(cmd: &dyn Command) {
+pub fn on_command<C: Command>(cmd: &C) {
     // The previous command has run: its reads, if any, are remembered now, before anything else
     // (in the same borrow of the state as this command's work, where there is some).
     let reads = GATE_READS.load(Relaxed);
@@ -554,13 +554,13 @@ enum Plain {
 
 /// A command whose name and client the filter has read once already (each is a module API
 /// call).
-struct Named<'a> {
-    cmd: &'a dyn Command,
+struct Named<'a, C: Command> {
+    cmd: &'a C,
     name: &'a [u8],
     id: u64,
 }
 
-impl Command for Named<'_> {
+impl<C: Command> Command for Named<'_, C> {
     fn argc(&self) -> usize {
         self.cmd.argc()
     }
@@ -741,7 +741,7 @@ impl State {
     /// out of MULTI and Pub/Sub, while nothing is pending. It does what the general path does
     /// in that case: settle (end a CACHING window), note the read, keep the flags. `Unknown` for
     /// a client without state, `General` (having changed nothing) for any other case.
-    fn on_plain_command(&mut self, cmd: &dyn Command, id: u64) -> Plain {
+    fn on_plain_command<C: Command>(&mut self, cmd: &C, id: u64) -> Plain {
         let Some(c) = self.registry.find_mut(id) else {
             return Plain::Unknown;
         };

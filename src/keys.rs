@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::fasthash::FastMap;
+use crate::fasthash::{FastMap, FastSet};
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -96,31 +96,42 @@ impl KeyList {
     }
 }
 
-/// The ids of one key's entry, in the order they read it. Between two writes most keys are read
-/// by one or two clients: those entries need no allocation of their own.
+/// The ids of one key's entry. Between two writes most keys are read by one or two clients:
+/// those entries need no allocation of their own. A key read by many clients (a hot key) keeps
+/// them in a set, so that a read costs the same whatever their number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ids {
     One(u64),
     Two(u64, u64),
-    Many(Vec<u64>),
+    Few(Vec<u64>),
+    Many(FastSet<u64>),
 }
+
+/// Past this many ids an entry's list becomes a set.
+const FEW: usize = 8;
 
 impl Ids {
     pub fn contains(&self, id: u64) -> bool {
         match self {
             Ids::One(a) => *a == id,
             Ids::Two(a, b) => *a == id || *b == id,
-            Ids::Many(v) => v.contains(&id),
+            Ids::Few(v) => v.contains(&id),
+            Ids::Many(set) => set.contains(&id),
         }
     }
 
     fn push(&mut self, id: u64) {
         *self = match std::mem::replace(self, Ids::One(0)) {
             Ids::One(a) => Ids::Two(a, id),
-            Ids::Two(a, b) => Ids::Many(vec![a, b, id]),
-            Ids::Many(mut v) => {
+            Ids::Two(a, b) => Ids::Few(vec![a, b, id]),
+            Ids::Few(mut v) if v.len() < FEW => {
                 v.push(id);
-                Ids::Many(v)
+                Ids::Few(v)
+            }
+            Ids::Few(v) => Ids::Many(v.into_iter().chain([id]).collect()),
+            Ids::Many(mut set) => {
+                set.insert(id);
+                Ids::Many(set)
             }
         }
     }
@@ -131,17 +142,27 @@ impl Ids {
         match self {
             Ids::One(_) => 1,
             Ids::Two(..) => 2,
-            Ids::Many(v) => v.len(),
+            Ids::Few(v) => v.len(),
+            Ids::Many(set) => set.len(),
         }
     }
 
+    /// The ids, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         let (head, rest): (&[u64], &[u64]) = match self {
             Ids::One(a) => (std::slice::from_ref(a), &[]),
             Ids::Two(a, b) => (std::slice::from_ref(a), std::slice::from_ref(b)),
-            Ids::Many(v) => (v, &[]),
+            Ids::Few(v) => (v, &[]),
+            Ids::Many(_) => (&[], &[]),
         };
-        head.iter().chain(rest).copied()
+        let set = match self {
+            Ids::Many(set) => Some(set.iter()),
+            _ => None,
+        };
+        head.iter()
+            .chain(rest)
+            .chain(set.into_iter().flatten())
+            .copied()
     }
 }
 
@@ -370,6 +391,32 @@ mod tests {
         assert_eq!(t.invalidate(b"k"), None, "one invalidation per read");
         assert_eq!((t.key_count(), t.items()), (1, 1));
         assert_eq!((t.count_of(1), t.count_of(2)), (0, 1));
+    }
+
+    #[test]
+    fn a_hot_key_keeps_every_reader_once() {
+        let mut t = KeyTable::default();
+        for round in 0..3 {
+            for id in 1..=100u64 {
+                assert_eq!(t.remember(id, b"hot"), round == 0);
+            }
+        }
+        assert_eq!((t.key_count(), t.items(), t.count_of(77)), (1, 100, 1));
+        assert_eq!(t.top_keys(1, |_| true), [(&b"hot"[..], 100)]);
+        let mut ids: Vec<u64> = t.invalidate(b"hot").expect("held").iter().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+        assert_eq!((t.items(), t.client_count()), (0, 0));
+    }
+
+    #[test]
+    fn keys_longer_than_the_inline_size_are_kept_too() {
+        let mut t = KeyTable::default();
+        let short = [b'k'; INLINE_KEY];
+        let long = [b'k'; INLINE_KEY + 1];
+        assert!(t.remember(1, &short) && t.remember(1, &long));
+        assert!(t.holds(1, &short) && t.holds(1, &long) && !t.holds(1, &long[..3]));
+        assert_eq!(t.keys_of(1, 0, |_| true), [&short[..], &long[..]]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Where things live: `commands/` (the command layer), `rules/` (the server's CLIENT TRACKING
 //! and CACHING rules, replayed), `clients.rs` (per-client state), `keys.rs` (the per-key table),
 //! `hooks.rs` (the filter and
-//! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`.
+//! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`,
+//! `version.rs` (the version MODULE LIST shows, from Cargo.toml's).
 
 pub mod clients;
 pub mod commands;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod observe;
 pub mod reply;
 pub mod rules;
+pub mod version;
 
 // Unit tests run with the system allocator: the module (and its allocator) exists only in the
 // built library.
@@ -121,7 +123,7 @@ mod module {
 
     redis_module::redis_module! {
         name: "trackinfo",
-        version: 1,
+        version: crate::version::MODULE_VERSION,
         allocator: (ffi::CountingAlloc, ffi::CountingAlloc),
         data_types: [],
         init: init,

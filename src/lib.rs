@@ -37,6 +37,7 @@ mod module {
             ctx.log_warning(&format!("trackinfo: {e}"));
             return Status::Err;
         }
+        commands::describe(ctx);
         ffi::open_detached(ctx);
         let exact = ffi::filter_knows_client();
         let subcommands = commands::client_subcommands(ctx);

@@ -777,3 +777,151 @@ extern "C" fn set_key_table(
     guard("config change", || hooks::on_key_table_switched(on));
     raw::REDISMODULE_OK as c_int
 }
+
+/// What became of one command's `COMMAND DOCS` / `COMMAND INFO` information.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DocsOutcome {
+    Set,
+    /// The module has no such command (yet): nothing to describe.
+    NoSuchCommand,
+    /// The server refused it; the text says why (its log says more).
+    Refused(String),
+}
+
+/// The layout of the info structs this module passes, as redismodule.h's
+/// REDISMODULE_COMMAND_INFO_VERSION. Version 1 is the only one Redis 7.0 to 8.x and Valkey know.
+/// The sizes are strides: the server steps through each array by them (module.c
+/// moduleCmdArgAt). They are the sizes of the crate's structs, whose RedisModuleCommandArg ends
+/// with `display_text` (Redis 7.2): 7.0 checks no size and reads up to `subargs` within each
+/// 72-byte element; 7.2+ read `display_text` of every element whatever the size says, so 7.0's
+/// 64 bytes would have them read the next element's name as the display text.
+static COMMAND_INFO_VERSION: raw::RedisModuleCommandInfoVersion =
+    raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+
+/// The C strings and argument arrays of one command's info. The server copies all of it
+/// (module.c RM_SetCommandInfo: zstrdup, moduleCopyCommandArgs), so it only has to outlive
+/// the call. Heap buffers do not move when their owners are moved into these vectors.
+#[derive(Default)]
+struct CInfo {
+    strings: Vec<CString>,
+    arrays: Vec<Vec<raw::RedisModuleCommandArg>>,
+}
+
+impl CInfo {
+    fn string(&mut self, s: &str) -> Result<*const c_char, String> {
+        let c = CString::new(s).map_err(|_| format!("NUL byte in {s:?}"))?;
+        let p = c.as_ptr();
+        self.strings.push(c);
+        Ok(p)
+    }
+
+    /// `args` as a C array ended by an all-zero element; null for no arguments.
+    fn args(
+        &mut self,
+        args: &[crate::commands::docs::Arg],
+    ) -> Result<*mut raw::RedisModuleCommandArg, String> {
+        use crate::commands::docs::ArgType;
+        if args.is_empty() {
+            return Ok(ptr::null_mut());
+        }
+        let mut array = Vec::with_capacity(args.len() + 1);
+        for a in args {
+            let kind = match a.kind {
+                ArgType::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+                ArgType::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+                ArgType::PureToken => {
+                    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN
+                }
+                ArgType::OneOf => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF,
+                ArgType::Block => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK,
+            };
+            let mut flags = raw::REDISMODULE_CMD_ARG_NONE;
+            if a.optional {
+                flags |= raw::REDISMODULE_CMD_ARG_OPTIONAL;
+            }
+            if a.multiple {
+                flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE;
+            }
+            array.push(raw::RedisModuleCommandArg {
+                name: self.string(a.name)?,
+                type_: kind,
+                key_spec_index: -1, // no argument is a key
+                token: match a.token {
+                    Some(t) => self.string(t)?,
+                    None => ptr::null(),
+                },
+                summary: ptr::null(),
+                since: ptr::null(),
+                flags: c_int::try_from(flags).map_err(|_| "argument flags".to_string())?,
+                deprecated_since: ptr::null(),
+                subargs: self.args(a.subargs)?,
+                display_text: ptr::null(),
+            });
+        }
+        array.push(raw::RedisModuleCommandArg {
+            name: ptr::null(),
+            type_: 0,
+            key_spec_index: 0,
+            token: ptr::null(),
+            summary: ptr::null(),
+            since: ptr::null(),
+            flags: 0,
+            deprecated_since: ptr::null(),
+            subargs: ptr::null_mut(),
+            display_text: ptr::null(),
+        });
+        let p = array.as_mut_ptr();
+        self.arrays.push(array);
+        Ok(p)
+    }
+}
+
+/// Gives the server `doc` for its command: what `COMMAND DOCS` shows (summary, since,
+/// complexity, arguments) and the arity the server checks before the command runs.
+pub fn set_command_docs(ctx: &Context, doc: &crate::commands::docs::CommandDoc) -> DocsOutcome {
+    let mut keep = CInfo::default();
+    let built = (|| {
+        Ok::<_, String>((
+            keep.string(doc.name)?,
+            raw::RedisModuleCommandInfo {
+                version: &COMMAND_INFO_VERSION,
+                summary: keep.string(doc.summary)?,
+                complexity: keep.string(doc.complexity)?,
+                since: keep.string(doc.since)?,
+                history: ptr::null_mut(),
+                tips: ptr::null(),
+                arity: doc.arity,
+                key_specs: ptr::null_mut(),
+                args: keep.args(doc.args)?,
+            },
+        ))
+    })();
+    let (name, info) = match built {
+        Ok(b) => b,
+        Err(e) => return DocsOutcome::Refused(e),
+    };
+    // SAFETY: ctx is the OnLoad context, after the commands were created. `name` and every
+    // pointer in `info` point into `keep` (or the static version), alive until this function
+    // returns; the server copies what it keeps. GetCommand returns null for a command this
+    // module did not create, and the command handle is used only here.
+    unsafe {
+        let (Some(get), Some(set)) = (raw::RedisModule_GetCommand, raw::RedisModule_SetCommandInfo)
+        else {
+            return DocsOutcome::Refused("this server has no command info API".to_string());
+        };
+        let command = get(ctx.ctx, name);
+        if command.is_null() {
+            return DocsOutcome::NoSuchCommand;
+        }
+        if set(command, &info) != raw::REDISMODULE_OK as c_int {
+            return DocsOutcome::Refused(std::io::Error::last_os_error().to_string());
+        }
+    }
+    drop(keep);
+    DocsOutcome::Set
+}

@@ -4,7 +4,8 @@
 //! the server's commands), `rules/` (the server's CLIENT TRACKING
 //! and CACHING rules, replayed), `clients.rs` (per-client state), `keys.rs` (the per-key table),
 //! `hooks.rs` (the filter and
-//! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`.
+//! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`,
+//! `version.rs` (the version MODULE LIST shows, from Cargo.toml's).
 
 pub mod clients;
 pub mod cmdtable;
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod observe;
 pub mod reply;
 pub mod rules;
+pub mod version;
 
 // Unit tests run with the system allocator: the module (and its allocator) exists only in the
 // built library.
@@ -37,6 +39,7 @@ mod module {
             ctx.log_warning(&format!("trackinfo: {e}"));
             return Status::Err;
         }
+        commands::describe(ctx);
         ffi::open_detached(ctx);
         let exact = ffi::filter_knows_client();
         let subcommands = commands::client_subcommands(ctx);
@@ -127,7 +130,7 @@ mod module {
 
     redis_module::redis_module! {
         name: "trackinfo",
-        version: 1,
+        version: crate::version::MODULE_VERSION,
         allocator: (ffi::CountingAlloc, ffi::CountingAlloc),
         data_types: [],
         init: init,

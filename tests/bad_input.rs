@@ -3,7 +3,7 @@
 //! `bad_arguments_get_exact_errors_and_change_nothing` sends a table of wrong arities,
 //! non-integers, negative, huge and unknown client ids, unknown options, empty strings and binary
 //! junk to every TRACKINFO.* command, from an admin connection in RESP2 and in RESP3, from a
-//! tracking connection, and queued in MULTI. Each answers exactly the error of its row, and a
+//! tracking connection, and in MULTI. Each answers exactly the error of its row, and a
 //! snapshot of the server's and the module's state taken before is equal after.
 //!
 //! `random_argument_vectors_keep_the_server_up_and_the_mirror_exact` sends at least 100,000
@@ -171,6 +171,12 @@ const TABLE_REDIS70: &[(&[A], &str)] = &[
 
 fn is_unknown_command(expected: &str) -> bool {
     expected.starts_with("ERR unknown command")
+}
+
+/// Errors the server gives before a command runs, so also inside MULTI instead of queueing it:
+/// an unknown name, and a wrong arity (the module gives the server each command's arity).
+fn is_refused_before_queueing(expected: &str) -> bool {
+    is_unknown_command(expected) || expected.starts_with("ERR wrong number of arguments")
 }
 
 fn resolve(row: &[A], live: i64, dead: i64) -> Vec<Vec<u8>> {
@@ -453,18 +459,37 @@ fn run_table(
     }
 }
 
-/// The rows queued in MULTI: each answers +QUEUED (the module checks its arguments itself, when
-/// the command runs), and EXEC's array holds each row's error in order.
+/// The rows sent in MULTI. Those the server refuses before running them (wrong arity) answer
+/// their error at once, as the server's own commands do, and make EXEC fail with EXECABORT;
+/// the others answer +QUEUED (the module checks their arguments when they run), and EXEC's
+/// array holds each row's error in order.
 fn run_table_in_multi(
     c: &mut Conn,
     rows: &[(&[A], &str)],
     live: i64,
     dead: i64,
 ) -> Result<usize, String> {
-    let rows: Vec<&(&[A], &str)> = rows
+    let (refused, rows): (Vec<_>, Vec<_>) = rows
         .iter()
         .filter(|(_, e)| !is_unknown_command(e))
-        .collect();
+        .partition(|(_, e)| is_refused_before_queueing(e));
+    let mut wrong = String::new();
+    c.ok(&["MULTI"]);
+    for (row, expected) in &refused {
+        let args = resolve(row, live, dead);
+        let reply = c.cmd(&args);
+        if error_text(&reply).as_deref() != Some(*expected) {
+            let _ = write!(
+                wrong,
+                "\n  {} in MULTI: got {reply}, expected -{expected} at once",
+                show_command(&args)
+            );
+        }
+    }
+    let exec = c.cmd(&["EXEC"]);
+    if !error_text(&exec).is_some_and(|e| e.starts_with("EXECABORT")) {
+        let _ = write!(wrong, "\n  EXEC after refused commands: got {exec}");
+    }
     c.ok(&["MULTI"]);
     for (row, _) in &rows {
         let args = resolve(row, live, dead);
@@ -484,7 +509,6 @@ fn run_table_in_multi(
             rows.len()
         ));
     }
-    let mut wrong = String::new();
     for ((row, expected), reply) in rows.iter().zip(items) {
         if error_text(reply).as_deref() != Some(*expected) {
             let _ = write!(
@@ -495,7 +519,7 @@ fn run_table_in_multi(
         }
     }
     if wrong.is_empty() {
-        Ok(rows.len())
+        Ok(refused.len() + rows.len())
     } else {
         Err(wrong)
     }

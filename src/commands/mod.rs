@@ -1,6 +1,7 @@
 //! The command layer: one file per command family. Handlers parse arguments, ask the hooks'
 //! state for views, and answer with `Reply` data the FFI shim emits.
 
+pub mod docs;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -16,6 +17,20 @@ use crate::{errors, ffi};
 fn respond(ctx: &Context, r: &Reply) -> RedisResult {
     ffi::emit(ctx, r);
     Ok(RedisValue::NoReply)
+}
+
+/// Gives the server every command's COMMAND DOCS / COMMAND INFO information (`docs.rs`).
+/// A refusal only costs the docs: it is logged, and the module loads.
+pub fn describe(ctx: &Context) {
+    for doc in docs::COMMANDS {
+        match ffi::set_command_docs(ctx, doc) {
+            ffi::DocsOutcome::Set | ffi::DocsOutcome::NoSuchCommand => {}
+            ffi::DocsOutcome::Refused(why) => ctx.log_warning(&format!(
+                "trackinfo: COMMAND DOCS of {} not set ({why}); the command works without them",
+                doc.name
+            )),
+        }
+    }
 }
 
 /// CLIENT LIST (all clients, or the given ids), through RM_Call: the server's own word on the

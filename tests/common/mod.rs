@@ -6,6 +6,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod frontmatter;
 pub mod fuzz;
 pub mod mirror;
 pub mod resp;

@@ -212,6 +212,14 @@ fn parse_version(s: &str) -> (u32, u32, u32) {
 
 /// Reads `INFO server`: `valkey_version` when present (Valkey also reports `redis_version:7.2.4`),
 /// otherwise `redis_version`.
+/// The server's `process_id` (INFO server).
+fn process_id(conn: &mut Conn) -> Option<u32> {
+    let text = conn.cmd(&["INFO", "server"]).text()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 pub fn server_info(conn: &mut Conn) -> ServerInfo {
     let reply = conn.cmd(&["INFO", "server"]);
     let text = reply
@@ -351,6 +359,14 @@ impl Server {
                 conn.send(&["PING"]);
                 if let Ok((Resp::Simple(s), _)) = conn.try_read_frame() {
                     if s == b"PONG" {
+                        // Another test's server may have taken the port first and answered:
+                        // ours then cannot bind, and must not be mistaken for it.
+                        if process_id(&mut conn) != Some(child.id()) {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            let _ = std::fs::remove_dir_all(&dir);
+                            return Err(format!("port {port} answered by another server"));
+                        }
                         let info = server_info(&mut conn);
                         return Ok(Server {
                             child,

@@ -170,6 +170,7 @@ impl Report {
 fn fmt_num(v: f64, unit: &str) -> String {
     match unit {
         "ops/s" => format!("{:.0}k ops/s", v / 1000.0),
+        "ops/cpu-s" => format!("{:.0}k ops per CPU second", v / 1000.0),
         "ms" => format!("{v:.1} ms"),
         "bytes" => format!("{v:.1} bytes"),
         _ => format!("{v:.3}"),
@@ -227,6 +228,23 @@ fn stat(c: &mut Conn, name: &str) -> i64 {
         .find(|kv| kv[0].text().as_deref() == Some(name))
         .and_then(|kv| kv[1].int())
         .unwrap_or_else(|| panic!("TRACKINFO.STATS has no {name}"))
+}
+
+/// The server's CPU time so far, user and system, in seconds (INFO cpu: getrusage).
+fn cpu_seconds(port: u16) -> f64 {
+    let mut c = Conn::connect(port).expect("connect for INFO cpu");
+    field(&mut c, "cpu", "used_cpu_user") + field(&mut c, "cpu", "used_cpu_sys")
+}
+
+/// Runs `load` against the server on `port`: its figure, and the operations per second of the
+/// server's CPU time (`ops` operations) while it ran. The second is what the module costs the
+/// server, whatever share of the machine the load generator took meanwhile.
+fn with_cpu<T>(port: u16, ops: impl FnOnce(&T) -> f64, load: impl FnOnce() -> T) -> (T, f64) {
+    let before = cpu_seconds(port);
+    let out = load();
+    let used = cpu_seconds(port) - before;
+    let n = ops(&out);
+    (out, if used > 0.0 { n / used } else { f64::NAN })
 }
 
 // ----------------------------------------------------------------- redis-benchmark --
@@ -353,7 +371,8 @@ const DEPTH: usize = 16;
 
 /// 50 connections for `RUN_SECS`, pipelines of 16: 80% GET, 20% SET on 1,000 keys; half of the
 /// connections track (RESP3, invalidations on the same connection). Returns ops/s and pushes.
-fn mixed_load(port: u16, tracking: Tracking, seed: u64) -> (f64, u64) {
+/// Operations per second, invalidation pushes received, operations.
+fn mixed_load(port: u16, tracking: Tracking, seed: u64) -> (f64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
     let pushes = Arc::new(AtomicU64::new(0));
@@ -416,7 +435,8 @@ fn mixed_load(port: u16, tracking: Tracking, seed: u64) -> (f64, u64) {
         h.join().expect("load thread");
     }
     let secs = t.elapsed().as_secs_f64();
-    (ops.load(Relaxed) as f64 / secs, pushes.load(Relaxed))
+    let n = ops.load(Relaxed);
+    (n as f64 / secs, pushes.load(Relaxed), n)
 }
 
 // ------------------------------------------------------------------------ scenarios --
@@ -434,52 +454,54 @@ fn plain_traffic(bin: &Path, report: &mut Report) {
     cc.ok(&["CONFIG", "SET", "trackinfo.key-table", "no"]);
     let mut alloc_delta = 0i64;
     for (p, n) in [("1", "150000"), ("16", "1000000")] {
+        // [SET, GET] x [B vs A, C vs A], as ops/s and as ops per server CPU second.
         let mut runs = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let mut cpu = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let ops: f64 = n.parse().expect("a count");
         for pair in 0..pairs() {
-            let args = [
-                "-c", "50", "-n", n, "-P", p, "-r", "100000", "-t", "set,get",
-            ];
-            // A B C, then C B A: a drift of the machine over the run favours no side.
-            let first = if pair % 2 == 0 { a.port } else { c.port };
-            let last = if pair % 2 == 0 { c.port } else { a.port };
-            let r_first = redis_benchmark(first, &args);
-            // The filter's own allocation counter, around the run.
-            let s1 = stat(&mut cb, "filter-allocations");
-            let rb = redis_benchmark(b.port, &args);
-            let s2 = stat(&mut cb, "filter-allocations");
-            alloc_delta = alloc_delta.max(s2 - s1);
-            let r_last = redis_benchmark(last, &args);
-            let (ra, rc) = if pair % 2 == 0 {
-                (r_first, r_last)
-            } else {
-                (r_last, r_first)
-            };
-            for (i, t) in ["SET", "GET"].iter().enumerate() {
-                runs[i].push((rps(&ra, t), rps(&rb, t)));
-                runs[2 + i].push((rps(&ra, t), rps(&rc, t)));
+            for (i, t) in ["set", "get"].iter().enumerate() {
+                let args = ["-c", "50", "-n", n, "-P", p, "-r", "100000", "-t", t];
+                let run = |port: u16| with_cpu(port, |_| ops, || redis_benchmark(port, &args));
+                // A B C, then C B A: a drift of the machine over the run favours no side.
+                let first = if pair % 2 == 0 { a.port } else { c.port };
+                let last = if pair % 2 == 0 { c.port } else { a.port };
+                let r_first = run(first);
+                // The filter's own allocation counter, around the run.
+                let s1 = stat(&mut cb, "filter-allocations");
+                let rb = run(b.port);
+                let s2 = stat(&mut cb, "filter-allocations");
+                alloc_delta = alloc_delta.max(s2 - s1);
+                let r_last = run(last);
+                let (ra, rc) = if pair % 2 == 0 {
+                    (r_first, r_last)
+                } else {
+                    (r_last, r_first)
+                };
+                let test = t.to_uppercase();
+                runs[i].push((rps(&ra.0, &test), rps(&rb.0, &test)));
+                runs[2 + i].push((rps(&ra.0, &test), rps(&rc.0, &test)));
+                cpu[i].push((ra.1, rb.1));
+                cpu[2 + i].push((ra.1, rc.1));
             }
         }
-        for (i, t) in ["SET", "GET"].iter().enumerate() {
-            report.pairs(
-                &name,
-                &format!("1. {t} -P {p}, no tracking client"),
-                "no module",
-                "module",
-                "ops/s",
-                &runs[i],
-                0.98,
-            );
-        }
-        for (i, t) in ["SET", "GET"].iter().enumerate() {
-            report.pairs(
-                &name,
-                &format!("2. {t} -P {p}, key table off"),
-                "no module",
-                "module",
-                "ops/s",
-                &runs[2 + i],
-                0.98,
-            );
+        for (k, (scenario, other)) in [("1", "no tracking client"), ("2", "key table off")]
+            .iter()
+            .enumerate()
+        {
+            for (i, t) in ["SET", "GET"].iter().enumerate() {
+                let what = format!("{scenario}. {t} -P {p}, {other}");
+                let x = 2 * k + i;
+                report.pairs(&name, &what, "no module", "module", "ops/s", &runs[x], 0.98);
+                report.pairs(
+                    &name,
+                    &format!("{what}: per server CPU second"),
+                    "no module",
+                    "module",
+                    "ops/cpu-s",
+                    &cpu[x],
+                    0.98,
+                );
+            }
         }
     }
     report.figure(
@@ -509,20 +531,38 @@ fn tracking_traffic(bin: &Path, report: &mut Report) {
         let b = start(bin, true, &[]);
         let name = label(&a);
         let mut runs = Vec::new();
+        let mut cpu = Vec::new();
         let mut pushes = (0, 0);
+        let run = |port: u16, i: usize| {
+            with_cpu(
+                port,
+                |r: &(f64, u64, u64)| r.2 as f64,
+                || mixed_load(port, tracking, i as u64),
+            )
+        };
         for i in 0..pairs() {
             // A B, then B A.
-            let ((ra, pa), (rb, pb)) = if i % 2 == 0 {
-                let x = mixed_load(a.port, tracking, i as u64);
-                (x, mixed_load(b.port, tracking, i as u64))
+            let (((ra, pa, _), ca), ((rb, pb, _), cb)) = if i % 2 == 0 {
+                let x = run(a.port, i);
+                (x, run(b.port, i))
             } else {
-                let y = mixed_load(b.port, tracking, i as u64);
-                (mixed_load(a.port, tracking, i as u64), y)
+                let y = run(b.port, i);
+                (run(a.port, i), y)
             };
             runs.push((ra, rb));
+            cpu.push((ca, cb));
             pushes = (pushes.0 + pa, pushes.1 + pb);
         }
         report.pairs(&name, what, "no module", "module", "ops/s", &runs, 0.93);
+        report.pairs(
+            &name,
+            &format!("{what}: per server CPU second"),
+            "no module",
+            "module",
+            "ops/cpu-s",
+            &cpu,
+            0.93,
+        );
         report.note(format!(
             "{name}, {what}: invalidation pushes received, all runs: {} without the module, {} with it",
             pushes.0, pushes.1

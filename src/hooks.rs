@@ -9,7 +9,7 @@
 //! client is marked `partial`, never guessed.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -18,7 +18,7 @@ use redis_module::logging::log_warning;
 use crate::clients::{Acct, Client, Mirror, Op, Registry};
 use crate::cmdtable::{self, CommandInfo, CommandTable};
 use crate::ffi::{self, ClientFlags};
-use crate::keys::{KeyList, KeyTable};
+use crate::keys::{KeyHasher, KeyList, KeyName, KeyTable};
 use crate::observe::{CallStats, Listed};
 use crate::reply::{Fidelity, View};
 use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
@@ -188,15 +188,19 @@ pub struct State {
     pub table: KeyTable,
     /// Read-only commands (`name` or `container|sub`, lowercase) and container commands.
     commands: CommandTable,
-    /// Exact BCAST clients and their prefixes, rebuilt when a mirror changes.
-    bcast: Vec<(u64, Vec<Vec<u8>>)>,
-    /// The distinct prefixes of `bcast`: a write is batched once per prefix it matches, whatever
-    /// the number of clients that registered it.
+    /// Exact BCAST clients and the indexes of their prefixes in `bcast_prefixes`, rebuilt when
+    /// a mirror changes.
+    bcast: Vec<(u64, Vec<usize>)>,
+    /// The distinct prefixes of `bcast`, in byte order: a write is batched once per prefix it
+    /// matches, whatever the number of clients that registered it.
     bcast_prefixes: Vec<Vec<u8>>,
     bcast_dirty: bool,
-    /// This event-loop cycle's BCAST writes: prefix -> key -> the client that last wrote it
-    /// (0: none the module keeps state for), as tracking.c trackingRememberKeyToBroadcast.
-    batch: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, u64>>,
+    /// This event-loop cycle's BCAST writes, one map per prefix of `bcast_prefixes` (same
+    /// index): key -> the client that last wrote it (0: none the module keeps state for), as
+    /// tracking.c trackingRememberKeyToBroadcast.
+    batch: Vec<HashMap<KeyName, u64, KeyHasher>>,
+    /// Some write was batched this cycle.
+    batched: bool,
     /// Since load: keys named in invalidations, and null (flush) invalidations, for all clients.
     pub total_invalidated: u64,
     pub total_flushes: u64,
@@ -318,7 +322,8 @@ pub fn install(
         bcast: Vec::new(),
         bcast_prefixes: Vec::new(),
         bcast_dirty: true,
-        batch: BTreeMap::new(),
+        batch: Vec::new(),
+        batched: false,
         total_invalidated: 0,
         total_flushes: 0,
         dropped_items: 0,
@@ -979,37 +984,58 @@ impl State {
     }
 
     fn rebuild_bcast(&mut self) {
-        self.bcast = self
+        let clients: Vec<(u64, &std::collections::BTreeSet<Vec<u8>>)> = self
             .registry
             .iter()
             .filter_map(|(id, c)| match &c.mirror {
                 Mirror::Exact(s) if s.is_on() && s.flags.contains(Flags::BCAST) => {
-                    Some((id, s.prefixes.iter().cloned().collect()))
+                    Some((id, &s.prefixes))
                 }
                 _ => None,
             })
             .collect();
-        let mut prefixes: Vec<Vec<u8>> = self.bcast.iter().flat_map(|(_, p)| p.clone()).collect();
+        let mut prefixes: Vec<Vec<u8>> = clients
+            .iter()
+            .flat_map(|(_, p)| p.iter().cloned())
+            .collect();
         prefixes.sort_unstable();
         prefixes.dedup();
+        self.bcast = clients
+            .iter()
+            .map(|(id, own)| {
+                let at = own.iter().filter_map(|p| prefixes.binary_search(p).ok());
+                (*id, at.collect())
+            })
+            .collect();
+        // This cycle's writes stay with their prefix; a prefix nobody has any more goes with
+        // its writes, as the server drops a prefix's pending keys with its last client.
+        let mut batch: Vec<HashMap<KeyName, u64, KeyHasher>> =
+            prefixes.iter().map(|_| HashMap::default()).collect();
+        let old = std::mem::take(&mut self.bcast_prefixes);
+        for (p, keys) in old.into_iter().zip(std::mem::take(&mut self.batch)) {
+            if let Ok(i) = prefixes.binary_search(&p) {
+                batch[i] = keys;
+            }
+        }
         self.bcast_prefixes = prefixes;
+        self.batch = batch;
         self.bcast_dirty = false;
     }
 
     /// `unsure_writer`: a client that may or may not be the writer (NOLOOP would skip it).
     fn note_bcast_write(&mut self, key: &[u8], writer: u64, unsure_writer: Option<u64>) {
         let uncertain = IN_SLEEP_WINDOW.load(Relaxed);
-        for p in self.bcast_prefixes.iter().filter(|p| key.starts_with(p)) {
-            let keys = match self.batch.get_mut(p) {
-                Some(keys) => keys,
-                None => self.batch.entry(p.clone()).or_default(),
-            };
+        for (p, keys) in self.bcast_prefixes.iter().zip(&mut self.batch) {
+            if !key.starts_with(p) {
+                continue;
+            }
             match keys.get_mut(key) {
                 Some(w) => *w = writer,
                 None => {
-                    keys.insert(key.to_vec(), writer);
+                    keys.insert(KeyName::new(key), writer);
                 }
             }
+            self.batched = true;
         }
         if !uncertain && unsure_writer.is_none() {
             return;
@@ -1017,7 +1043,10 @@ impl State {
         let mut late = Vec::new();
         let mut unsure = Vec::new();
         for (id, prefixes) in &self.bcast {
-            for _ in prefixes.iter().filter(|p| key.starts_with(p)) {
+            for _ in prefixes
+                .iter()
+                .filter(|&&i| key.starts_with(&self.bcast_prefixes[i]))
+            {
                 if uncertain {
                     late.push(*id);
                 }
@@ -1040,32 +1069,47 @@ impl State {
     }
 
     fn broadcast(&mut self) {
-        if self.batch.is_empty() {
+        if !self.batched {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
         let now = ffi::now_ms();
-        let bcast = std::mem::take(&mut self.bcast);
-        for (id, prefixes) in &bcast {
-            let noloop = matches!(
-                self.registry.get(*id).map(|c| &c.mirror),
-                Some(Mirror::Exact(s)) if s.flags.contains(Flags::NOLOOP)
-            );
-            for p in prefixes {
-                let Some(keys) = batch.get(p) else { continue };
+        for (id, prefixes) in &self.bcast {
+            let Some(c) = self.registry.find_mut(*id) else {
+                continue;
+            };
+            let noloop = matches!(&c.mirror, Mirror::Exact(s) if s.flags.contains(Flags::NOLOOP));
+            for &i in prefixes {
+                let keys = &self.batch[i];
                 // NOLOOP leaves out the keys this client wrote last.
-                let n = keys.values().filter(|&&w| !(noloop && w == *id)).count() as u64;
+                let n = if noloop {
+                    keys.values().filter(|&&w| w != *id).count()
+                } else {
+                    keys.len()
+                } as u64;
                 if n == 0 {
                     continue;
                 }
-                let a = &mut self.registry.get_mut(*id).acct;
+                let a = &mut c.acct;
                 a.invalidated += n;
-                *a.prefix_stats.entry(p.clone()).or_default() += n;
+                match a.prefix_stats.get_mut(&self.bcast_prefixes[i]) {
+                    Some(count) => *count += n,
+                    None => {
+                        a.prefix_stats.insert(self.bcast_prefixes[i].clone(), n);
+                    }
+                }
                 a.last_ms = now;
                 self.total_invalidated += n;
             }
         }
-        self.bcast = bcast;
+        for keys in &mut self.batch {
+            // Emptied for the next cycle; a large one is given back rather than kept.
+            if keys.capacity() > 4096 {
+                *keys = HashMap::default();
+            } else {
+                keys.clear();
+            }
+        }
+        self.batched = false;
     }
 
     fn flush(&mut self) {

@@ -177,7 +177,7 @@ pub enum KeyName {
 const INLINE_KEY: usize = 22;
 
 impl KeyName {
-    fn new(key: &[u8]) -> KeyName {
+    pub fn new(key: &[u8]) -> KeyName {
         if key.len() <= INLINE_KEY {
             let mut bytes = [0u8; INLINE_KEY];
             bytes[..key.len()].copy_from_slice(key);
@@ -228,7 +228,7 @@ impl std::fmt::Debug for KeyName {
 /// Key names are chosen by clients, so the table's hash is seeded at random (per process and
 /// per map), as SipHash is in the standard library; foldhash costs a fraction of SipHash on
 /// short keys, and nothing the module replies with depends on the map's order.
-type KeyHasher = foldhash::quality::RandomState;
+pub type KeyHasher = foldhash::quality::RandomState;
 
 #[derive(Debug, Default)]
 pub struct KeyTable {

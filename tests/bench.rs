@@ -370,16 +370,31 @@ const KEYS_PER_PREFIX: usize = 100;
 const DEPTH: usize = 16;
 
 /// 50 connections for `RUN_SECS`, pipelines of 16: 80% GET, 20% SET on 1,000 keys; half of the
-/// connections track (RESP3, invalidations on the same connection). Returns ops/s and pushes.
-/// Operations per second, invalidation pushes received, operations.
+/// connections track (RESP3, invalidations on the same connection). Returns operations per
+/// second, invalidation pushes received, operations.
 fn mixed_load(port: u16, tracking: Tracking, seed: u64) -> (f64, u64, u64) {
+    mixed_load_with(port, tracking, seed, None, || {})
+}
+
+/// [`mixed_load`], for `per_connection` operations per connection if given (else for
+/// `RUN_SECS`); `ready_hook` runs once every connection is set up, before the load starts.
+fn mixed_load_with(
+    port: u16,
+    tracking: Tracking,
+    seed: u64,
+    per_connection: Option<u64>,
+    ready_hook: impl FnOnce(),
+) -> (f64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
     let pushes = Arc::new(AtomicU64::new(0));
+    // Every connection set up; then, after the hook, go.
     let ready = Arc::new(std::sync::Barrier::new(CONNECTIONS + 1));
+    let go = Arc::new(std::sync::Barrier::new(CONNECTIONS + 1));
     let mut handles = Vec::new();
     for i in 0..CONNECTIONS {
-        let (stop, ops, pushes, ready) = (stop.clone(), ops.clone(), pushes.clone(), ready.clone());
+        let (stop, ops, pushes) = (stop.clone(), ops.clone(), pushes.clone());
+        let (ready, go) = (ready.clone(), go.clone());
         handles.push(thread::spawn(move || {
             let mut c = Load::connect(port);
             if i % 2 == 0 {
@@ -406,8 +421,9 @@ fn mixed_load(port: u16, tracking: Tracking, seed: u64) -> (f64, u64, u64) {
                 common::fuzz::Rng(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut batch = Vec::with_capacity(DEPTH * 40);
             ready.wait();
+            go.wait();
             let mut n = 0u64;
-            while !stop.load(Relaxed) {
+            while !stop.load(Relaxed) && per_connection.is_none_or(|max| n < max) {
                 batch.clear();
                 for _ in 0..DEPTH {
                     let key = format!("p{}:{}", rng.below(PREFIXES), rng.below(KEYS_PER_PREFIX));
@@ -428,9 +444,13 @@ fn mixed_load(port: u16, tracking: Tracking, seed: u64) -> (f64, u64, u64) {
         }));
     }
     ready.wait();
+    ready_hook();
+    go.wait();
     let t = Instant::now();
-    thread::sleep(Duration::from_secs_f64(RUN_SECS));
-    stop.store(true, Relaxed);
+    if per_connection.is_none() {
+        thread::sleep(Duration::from_secs_f64(RUN_SECS));
+        stop.store(true, Relaxed);
+    }
     for h in handles {
         h.join().expect("load thread");
     }
@@ -567,11 +587,92 @@ fn tracking_traffic(bin: &Path, report: &mut Report) {
             "{name}, {what}: invalidation pushes received, all runs: {} without the module, {} with it",
             pushes.0, pushes.1
         ));
+        match (
+            instructions_per_op(bin, false, tracking),
+            instructions_per_op(bin, true, tracking),
+        ) {
+            (Some(ia), Some(ib)) => report.note(format!(
+                "{name}, {what}: server instructions per operation (callgrind, 100,000 operations): \
+                 {ia:.0} without the module, {ib:.0} with it (+{:.1}%)",
+                (ib / ia - 1.0) * 100.0
+            )),
+            _ => report.note(format!("{name}, {what}: callgrind could not count instructions")),
+        }
         assert!(
             pushes.0 > 0 && pushes.1 > 0,
             "the load must cause invalidations"
         );
     }
+}
+
+/// Instructions the server executes per operation of the mixed load, module or not, counted by
+/// callgrind while 50 x 2,000 operations run (setup excluded): a figure a busy machine does not
+/// move, unlike time. `None` where valgrind is missing or the server does not come up.
+fn instructions_per_op(bin: &Path, module: bool, tracking: Tracking) -> Option<f64> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir =
+        std::env::temp_dir().join(format!("trackinfo-callgrind-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let out = dir.join("callgrind.out");
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["--tool=callgrind", "--instr-atstart=no"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--maxclients", "12000"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if module {
+        cmd.arg("--loadmodule").arg(module_path());
+    }
+    let mut child = cmd.spawn().ok()?;
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let up = loop {
+        if let Ok(mut c) = Conn::connect(port) {
+            if c.cmd(&["PING"]).text().as_deref() == Some("PONG") {
+                break true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let control = |arg: &str| {
+        Command::new("callgrind_control")
+            .args([arg, &pid])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut counted = false;
+    let ops = if up {
+        let (_, _, n) = mixed_load_with(port, tracking, 7, Some(2_000), || {
+            counted = control("--instr=on");
+        });
+        counted &= control("--instr=off");
+        n
+    } else {
+        0
+    };
+    if let Ok(mut c) = Conn::connect(port) {
+        c.send(&["SHUTDOWN", "NOSAVE"]);
+    }
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    // `totals:` (with instrumentation switched on late, `summary:` says 0).
+    let total: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("totals:"))
+        .and_then(|v| v.trim().parse().ok())?;
+    (counted && ops > 0).then(|| total / ops as f64)
 }
 
 /// Opens `n` connections that switch tracking on, in chunks (the accept queue is 511).

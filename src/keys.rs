@@ -82,15 +82,16 @@ impl KeyList {
         })
     }
 
-    /// Forgets every key, keeping the memory; gives it back when one command's keys made it
-    /// large (an MGET of many keys).
+    /// Forgets every key, keeping the memory of a few short ones; gives back what a command of
+    /// many keys (an MGET) made it grow to, so that the module's memory does not keep the
+    /// largest read ever seen.
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
-        if self.bytes.capacity() > 1 << 16 {
+        if self.bytes.capacity() > 1024 {
             self.bytes = Vec::new();
         }
-        if self.ends.capacity() > 1 << 12 {
+        if self.ends.capacity() > 64 {
             self.ends = Vec::new();
         }
     }
@@ -365,6 +366,11 @@ mod tests {
         assert_eq!(l.slice(1..3).collect::<Vec<_>>(), [&b""[..], b"ccc"]);
         l.clear();
         assert!(l.is_empty());
+        for _ in 0..1000 {
+            l.push(b"a key of some length");
+        }
+        l.clear();
+        assert_eq!((l.bytes.capacity(), l.ends.capacity()), (0, 0), "a large read is let go");
         l.push(b"d");
         assert_eq!(l.slice(0..1).collect::<Vec<_>>(), [&b"d"[..]]);
     }

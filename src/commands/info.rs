@@ -290,9 +290,14 @@ fn finish(ctx: &Context, plans: Vec<Plan>) -> Result<Vec<View>, RedisError> {
 }
 
 /// Fills in the counters, after checking the mirrored table against the server's totals (once
-/// per event-loop cycle while nothing changes: INFO stats is the costly part of a query).
+/// per event-loop cycle while nothing changes: INFO stats is the costly part of a query; and
+/// only when some view has counters to show: a client with tracking off has none).
 fn add_accounting(ctx: &Context, views: &mut [View]) {
-    let check = with_state(|st| st.exact && !st.table_at_risk()).unwrap_or(false)
+    let counted = views
+        .iter()
+        .any(|v| v.fidelity == Fidelity::Exact && v.state.is_on());
+    let check = counted
+        && with_state(|st| st.exact && !st.table_at_risk()).unwrap_or(false)
         && !hooks::table_check_holds();
     let totals = if check {
         ffi::info_fields("stats", &["tracking_total_keys", "tracking_total_items"]).map(|v| {

@@ -524,6 +524,26 @@ fn plain_traffic(bin: &Path, report: &mut Report) {
             }
         }
     }
+    for t in ["set", "get"] {
+        let bench = |port: u16, start: &mut dyn FnMut()| {
+            start();
+            redis_benchmark(port, &["-c", "50", "-n", "200000", "-P", "16", "-r", "100000", "-t", t]);
+            200_000
+        };
+        match (
+            instructions_per_op(bin, false, bench),
+            instructions_per_op(bin, true, bench),
+        ) {
+            (Some(ia), Some(ib)) => report.note(format!(
+                "{name}, 1. {} -P 16, no tracking client: server instructions per operation \
+                 (callgrind, 200,000 operations): {ia:.0} without the module, {ib:.0} with it \
+                 (+{:.1}%)",
+                t.to_uppercase(),
+                (ib / ia - 1.0) * 100.0
+            )),
+            _ => report.note(format!("{name}, 1. {t}: callgrind could not count instructions")),
+        }
+    }
     report.figure(
         &name,
         "1. allocations in the filter during a GET/SET run (no tracking client), most of any run",
@@ -587,9 +607,12 @@ fn tracking_traffic(bin: &Path, report: &mut Report) {
             "{name}, {what}: invalidation pushes received, all runs: {} without the module, {} with it",
             pushes.0, pushes.1
         ));
+        let mixed = |port: u16, start: &mut dyn FnMut()| {
+            mixed_load_with(port, tracking, 7, Some(2_000), start).2
+        };
         match (
-            instructions_per_op(bin, false, tracking),
-            instructions_per_op(bin, true, tracking),
+            instructions_per_op(bin, false, mixed),
+            instructions_per_op(bin, true, mixed),
         ) {
             (Some(ia), Some(ib)) => report.note(format!(
                 "{name}, {what}: server instructions per operation (callgrind, 100,000 operations): \
@@ -605,10 +628,15 @@ fn tracking_traffic(bin: &Path, report: &mut Report) {
     }
 }
 
-/// Instructions the server executes per operation of the mixed load, module or not, counted by
-/// callgrind while 50 x 2,000 operations run (setup excluded): a figure a busy machine does not
-/// move, unlike time. `None` where valgrind is missing or the server does not come up.
-fn instructions_per_op(bin: &Path, module: bool, tracking: Tracking) -> Option<f64> {
+/// Instructions the server executes per operation of a load, module or not, counted by callgrind
+/// from the moment `load` calls its `start` argument (setup excluded): a figure a busy machine
+/// does not move, unlike time. `load` gets the port and returns the operations it made. `None`
+/// where valgrind is missing or the server does not come up.
+fn instructions_per_op(
+    bin: &Path,
+    module: bool,
+    load: impl FnOnce(u16, &mut dyn FnMut()) -> u64,
+) -> Option<f64> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -653,9 +681,7 @@ fn instructions_per_op(bin: &Path, module: bool, tracking: Tracking) -> Option<f
     };
     let mut counted = false;
     let ops = if up {
-        let (_, _, n) = mixed_load_with(port, tracking, 7, Some(2_000), || {
-            counted = control("--instr=on");
-        });
+        let n = load(port, &mut || counted = control("--instr=on"));
         counted &= control("--instr=off");
         n
     } else {

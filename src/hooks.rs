@@ -1380,6 +1380,14 @@ impl State {
     /// `caller`'s own last command is the query itself, which must not end its CACHING window.
     pub fn prepare(&mut self, target: u64, caller: u64, in_exec: bool) -> Option<ClientFlags> {
         self.prepare_own(in_exec);
+        // Settled already, and no command of its own since (each one leaves a CACHING window to
+        // end): the flags kept from its last command still hold, as only its own commands change
+        // them. Reading them costs a getpeername system call (10,000 for TRACKINFO.CLIENTS).
+        if let Some(c) = self.registry.get(target).filter(|_| target != caller) {
+            if let (Some(flags), false, Mirror::Exact(_)) = (c.flags, c.caching_end, &c.mirror) {
+                return Some(flags);
+            }
+        }
         let flags = ffi::client_flags(target)?;
         if target != caller {
             self.settle(target, flags);

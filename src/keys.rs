@@ -370,7 +370,11 @@ mod tests {
             l.push(b"a key of some length");
         }
         l.clear();
-        assert_eq!((l.bytes.capacity(), l.ends.capacity()), (0, 0), "a large read is let go");
+        assert_eq!(
+            (l.bytes.capacity(), l.ends.capacity()),
+            (0, 0),
+            "a large read is let go"
+        );
         l.push(b"d");
         assert_eq!(l.slice(0..1).collect::<Vec<_>>(), [&b"d"[..]]);
     }

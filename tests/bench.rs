@@ -527,7 +527,12 @@ fn plain_traffic(bin: &Path, report: &mut Report) {
     for t in ["set", "get"] {
         let bench = |port: u16, start: &mut dyn FnMut()| {
             start();
-            redis_benchmark(port, &["-c", "50", "-n", "200000", "-P", "16", "-r", "100000", "-t", t]);
+            redis_benchmark(
+                port,
+                &[
+                    "-c", "50", "-n", "200000", "-P", "16", "-r", "100000", "-t", t,
+                ],
+            );
             200_000
         };
         match (
@@ -541,7 +546,9 @@ fn plain_traffic(bin: &Path, report: &mut Report) {
                 t.to_uppercase(),
                 (ib / ia - 1.0) * 100.0
             )),
-            _ => report.note(format!("{name}, 1. {t}: callgrind could not count instructions")),
+            _ => report.note(format!(
+                "{name}, 1. {t}: callgrind could not count instructions"
+            )),
         }
     }
     report.figure(

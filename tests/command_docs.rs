@@ -293,6 +293,38 @@ fn module_list_shows_cargo_tomls_version() {
     }
 }
 
+/// The version the module reports has its section in CHANGELOG.md, and the README and
+/// CHANGELOG link every command page.
+#[test]
+fn the_changelog_has_this_version_and_the_readme_links_the_docs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).expect("CHANGELOG.md");
+    let section = format!("## [{}]", env!("CARGO_PKG_VERSION"));
+    assert!(
+        changelog.lines().any(|l| l.starts_with(&section)),
+        "CHANGELOG.md has no `{section}` section"
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let pages = std::fs::read_dir(root.join("docs/commands")).expect("docs/commands");
+    for page in pages {
+        let name = page
+            .expect("a page")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        let link = format!("docs/commands/{name}");
+        assert!(readme.contains(&link), "README.md does not link {link}");
+    }
+    for link in [
+        "examples/",
+        "docs/troubleshooting.md",
+        "CHANGELOG.md",
+        "BENCHMARKS.md",
+    ] {
+        assert!(readme.contains(link), "README.md does not link {link}");
+    }
+}
+
 #[test]
 fn docs_come_and_go_with_the_module_and_come_back_on_reload() {
     let path = module_path();

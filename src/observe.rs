@@ -20,20 +20,14 @@ pub struct Listed {
 
 /// Parses CLIENT LIST output. Fields sit at different positions on each server, so go by name.
 pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
-    let mut out = Vec::new();
-    for line in text.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    client_list_lines(text, |fields| {
         let mut c = Listed {
             redir: -1,
             resp: 2,
             ..Default::default()
         };
         let mut has_id = false;
-        for field in line.split(|&b| b == b' ') {
-            let Some(eq) = field.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            let (name, value) = (&field[..eq], &field[eq + 1..]);
+        for (name, value) in fields {
             match name {
                 b"id" => {
                     if let Some(id) = parse_u64(value) {
@@ -53,11 +47,8 @@ pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
                 _ => {}
             }
         }
-        if has_id {
-            out.push(c);
-        }
-    }
-    out
+        has_id.then_some(c)
+    })
 }
 
 /// A client's `addr=` and `name=` in CLIENT LIST (a name has no spaces: CLIENT SETNAME refuses
@@ -71,16 +62,10 @@ pub struct Named {
 
 /// The `id`, `addr` and `name` of each CLIENT LIST line.
 pub fn parse_client_names(text: &[u8]) -> Vec<Named> {
-    let mut out = Vec::new();
-    for line in text.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    client_list_lines(text, |fields| {
         let mut c = Named::default();
         let mut has_id = false;
-        for field in line.split(|&b| b == b' ') {
-            let Some(eq) = field.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            let (name, value) = (&field[..eq], &field[eq + 1..]);
+        for (name, value) in fields {
             match name {
                 b"id" => {
                     if let Some(id) = parse_u64(value) {
@@ -93,11 +78,40 @@ pub fn parse_client_names(text: &[u8]) -> Vec<Named> {
                 _ => {}
             }
         }
-        if has_id {
-            out.push(c);
+        has_id.then_some(c)
+    })
+}
+
+/// Each line of CLIENT LIST output, as its `name=value` fields, through `parse`; the lines it
+/// makes nothing of are left out.
+fn client_list_lines<'t, T>(text: &'t [u8], parse: impl FnMut(Fields<'t>) -> Option<T>) -> Vec<T> {
+    text.split(|&b| b == b'\n')
+        .map(|line| Fields {
+            words: line
+                .strip_suffix(b"\r")
+                .unwrap_or(line)
+                .split(|&b| b == b' '),
+        })
+        .filter_map(parse)
+        .collect()
+}
+
+/// The `name=value` fields of one CLIENT LIST line (words without `=` are skipped).
+struct Fields<'t> {
+    words: std::slice::Split<'t, u8, fn(&u8) -> bool>,
+}
+
+impl<'t> Iterator for Fields<'t> {
+    type Item = (&'t [u8], &'t [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for word in self.words.by_ref() {
+            if let Some(eq) = word.iter().position(|&b| b == b'=') {
+                return Some((&word[..eq], &word[eq + 1..]));
+            }
         }
+        None
     }
-    out
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {

@@ -440,21 +440,6 @@ impl Judge {
 
 const LIST_MODES: [&str; 4] = ["default", "optin", "optout", "bcast"];
 const LIST_DELIVERIES: [&str; 3] = ["self", "redirect", "dropped"];
-/// A line's fields, in order.
-const LIST_FIELDS: [&str; 12] = [
-    "id",
-    "addr",
-    "name",
-    "flags",
-    "redir",
-    "prefixes",
-    "delivery",
-    "tracked-keys",
-    "invalidated-keys",
-    "since",
-    "fidelity",
-    "counters",
-];
 
 /// What a valid TRACKINFO.LIST keeps. `ids`: `None` without ID; ids the server takes but no
 /// client can have (Redis's 0 and negative ids) are left out.
@@ -660,7 +645,7 @@ fn list_lines(reply: &Resp, proto: u8) -> Result<Vec<Line>, String> {
             .map(|f| f.split_once('=').unwrap_or((f, "")))
             .collect();
         let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
-        if names != LIST_FIELDS {
+        if names != common::LIST_FIELDS {
             return Err(format!("a line with the fields {names:?}: {l:?}"));
         }
         let id = fields[0].1.parse().map_err(|_| format!("id in {l:?}"))?;

@@ -8,21 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::{for_each_server, now_ms, Conn, Resp, Server};
 
-const FIELDS: [&str; 12] = [
-    "id",
-    "addr",
-    "name",
-    "flags",
-    "redir",
-    "prefixes",
-    "delivery",
-    "tracked-keys",
-    "invalidated-keys",
-    "since",
-    "fidelity",
-    "counters",
-];
-
 type Entry = BTreeMap<String, Resp>;
 type Line = BTreeMap<String, String>;
 
@@ -60,7 +45,7 @@ fn lines(text: &str) -> Vec<Line> {
                 })
                 .collect();
             let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-            assert_eq!(names, FIELDS, "field order of {l}");
+            assert_eq!(names, common::LIST_FIELDS, "field order of {l}");
             pairs.into_iter().collect()
         })
         .collect()

@@ -11,6 +11,22 @@ pub mod fuzz;
 pub mod mirror;
 pub mod resp;
 
+/// The fields of a TRACKINFO.LIST line, in order (docs/commands/trackinfo.list.md).
+pub const LIST_FIELDS: [&str; 12] = [
+    "id",
+    "addr",
+    "name",
+    "flags",
+    "redir",
+    "prefixes",
+    "delivery",
+    "tracked-keys",
+    "invalidated-keys",
+    "since",
+    "fidelity",
+    "counters",
+];
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

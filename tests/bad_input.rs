@@ -2240,7 +2240,11 @@ fn fuzz(server: &Server, seed: u64, vectors: usize) -> Result<String, String> {
         t.comparisons
     );
     // Not vacuous: the vectors reached the valid paths and every kind of error.
+    // LIST's server-specific ID refusal is rare among random vectors: required of a full run
+    // only (the fixed table checks it on every run); a short one (`make memcheck`, 5,000
+    // vectors under valgrind) can miss it.
     let list_refusals: &[&str] = match server.info.family {
+        _ if vectors < 20_000 => &[],
         Family::Redis => &[REDIS_INVALID_CLIENT_ID],
         Family::Valkey => &[VALKEY_CLIENT_ID_NOT_POSITIVE],
     };

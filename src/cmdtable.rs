@@ -190,24 +190,56 @@ impl CommandTable {
 
     /// What the table says of `name` (any case); nothing for a command it does not know.
     pub fn get(&self, name: &[u8]) -> CommandInfo {
-        let found = match pack(name) {
-            Some(k) => self.short.get(&k),
-            None => self.long.get(&name.to_ascii_lowercase()),
-        };
-        found.copied().unwrap_or_default()
+        self.find(&[name])
     }
 
-    /// What the table says of a call: its command, or its subcommand for a container.
-    pub fn look_up(&self, name: &[u8], sub: impl FnOnce() -> Option<Vec<u8>>) -> CommandInfo {
+    /// What the table says of a call: its command, or its subcommand (asked for only when the
+    /// command is a container) for a container.
+    pub fn look_up<'a>(&self, name: &[u8], sub: impl FnOnce() -> Option<&'a [u8]>) -> CommandInfo {
         let info = self.get(name);
         if !info.container {
             return info;
         }
         match sub() {
-            Some(sub) => self.get(&full_name(name, Some(&sub))),
+            Some(sub) => self.find(&[name, sub]),
             None => info,
         }
     }
+
+    /// `parts` joined by `|`, looked up without allocating.
+    fn find(&self, parts: &[&[u8]]) -> CommandInfo {
+        let found = match parts {
+            [name] if name.len() <= 15 => pack(name).and_then(|k| self.short.get(&k)),
+            _ => {
+                let mut buf = [0u8; MAX_NAME];
+                lowered(&mut buf, parts).and_then(|full| match pack(full) {
+                    Some(k) => self.short.get(&k),
+                    None => self.long.get(full),
+                })
+            }
+        };
+        found.copied().unwrap_or_default()
+    }
+}
+
+/// No command name, nor `container|sub`, is longer: a longer one is unknown.
+const MAX_NAME: usize = 64;
+
+/// `parts` joined by `|` and lowercased into `buf`; `None` when longer than `MAX_NAME`.
+fn lowered<'b>(buf: &'b mut [u8; MAX_NAME], parts: &[&[u8]]) -> Option<&'b [u8]> {
+    let mut len = 0;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            *buf.get_mut(len)? = b'|';
+            len += 1;
+        }
+        let dest = buf.get_mut(len..len + part.len())?;
+        for (d, s) in dest.iter_mut().zip(part.iter()) {
+            *d = s.to_ascii_lowercase();
+        }
+        len += part.len();
+    }
+    Some(&buf[..len])
 }
 
 /// The server's name for a call: `name`, or `name|sub` for a container's subcommand, lowercase.
@@ -300,7 +332,7 @@ mod tests {
         assert!(!t.get(b"ge").readonly);
         assert!(t.get(b"GEORADIUSBYMEMBER_RO").readonly);
         assert!(!t.get(b"georadiusbymember_rx").readonly);
-        let sub = |s: &'static [u8]| move || Some(s.to_vec());
+        let sub = |s: &'static [u8]| move || Some(s);
         assert!(t.look_up(b"OBJECT", sub(b"Encoding")).readonly);
         assert!(!t.look_up(b"object", sub(b"freq")).readonly);
         assert!(t.look_up(b"object", || None).container);
@@ -309,5 +341,8 @@ mod tests {
         assert!(t.get(b"Multi").changes_own_flags && t.get(b"pexpireat").expire);
         assert!(t.get(b"hello").hello);
         assert_eq!(t.get(b"nosuchcommand"), CommandInfo::default());
+        assert_eq!(t.get(&[b'a'; MAX_NAME + 1]), CommandInfo::default());
+        let object = t.look_up(b"object", || Some(&[b'e'; MAX_NAME][..]));
+        assert_eq!(object, CommandInfo::default(), "too long once joined");
     }
 }

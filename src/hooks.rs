@@ -290,9 +290,7 @@ fn keep_items<'k>(
 
 /// What the table says of a call, its subcommand's entry for a container.
 fn look_up<C: Command + ?Sized>(table: &CommandTable, cmd: &C) -> CommandInfo {
-    table.look_up(cmd.arg(0), || {
-        (cmd.argc() >= 2).then(|| cmd.arg(1).to_vec())
-    })
+    table.look_up(cmd.arg(0), || (cmd.argc() >= 2).then(|| cmd.arg(1)))
 }
 
 /// The server's name for a call (`name` or `container|sub`, lowercase).
@@ -879,15 +877,14 @@ impl State {
         let mut doubts: Vec<(u64, &str)> = Vec::new();
         for r in self.after_command.drain(..) {
             if let Some(check) = &r.check {
-                match check.refused() {
-                    Some(true) => continue, // the server remembered nothing
-                    Some(false) => {
-                        self.registry.get_mut(r.id).acct.reads += r.keys.len() as u64;
-                    }
-                    None => {
-                        self.registry.get_mut(r.id).acct.reads += r.keys.len() as u64;
-                        doubts.push((r.id, "a read the server may have refused"));
-                    }
+                // Counted now that the server's counters tell (`None`: they cannot).
+                let refused = check.refused();
+                if refused == Some(true) {
+                    continue; // the server remembered nothing
+                }
+                self.registry.get_mut(r.id).acct.reads += r.keys.len() as u64;
+                if refused.is_none() {
+                    doubts.push((r.id, "a read the server may have refused"));
                 }
             }
             let keys = self.read_keys.slice(r.keys);

@@ -26,15 +26,9 @@ pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
             resp: 2,
             ..Default::default()
         };
-        let mut has_id = false;
         for (name, value) in fields {
             match name {
-                b"id" => {
-                    if let Some(id) = parse_u64(value) {
-                        c.id = id;
-                        has_id = true;
-                    }
-                }
+                b"id" => c.id = parse_u64(value).unwrap_or(0),
                 b"flags" => {
                     c.tracking = value.contains(&b't');
                     c.bcast = value.contains(&b'B');
@@ -47,7 +41,7 @@ pub fn parse_client_list(text: &[u8]) -> Vec<Listed> {
                 _ => {}
             }
         }
-        has_id.then_some(c)
+        (c.id != 0).then_some(c)
     })
 }
 
@@ -64,26 +58,20 @@ pub struct Named {
 pub fn parse_client_names(text: &[u8]) -> Vec<Named> {
     client_list_lines(text, |fields| {
         let mut c = Named::default();
-        let mut has_id = false;
         for (name, value) in fields {
             match name {
-                b"id" => {
-                    if let Some(id) = parse_u64(value) {
-                        c.id = id;
-                        has_id = true;
-                    }
-                }
+                b"id" => c.id = parse_u64(value).unwrap_or(0),
                 b"addr" => c.addr = value.to_vec(),
                 b"name" => c.name = value.to_vec(),
                 _ => {}
             }
         }
-        has_id.then_some(c)
+        (c.id != 0).then_some(c)
     })
 }
 
 /// Each line of CLIENT LIST output, as its `name=value` fields, through `parse`; the lines it
-/// makes nothing of are left out.
+/// makes nothing of are left out (client ids start at 1: a line without one has `id` 0).
 fn client_list_lines<'t, T>(text: &'t [u8], parse: impl FnMut(Fields<'t>) -> Option<T>) -> Vec<T> {
     text.split(|&b| b == b'\n')
         .map(|line| Fields {

@@ -566,21 +566,9 @@ impl Line {
     }
 }
 
-/// The mode MODE filters on, from a client's flags: BCAST is always known, the others only
-/// where the module's view is `exact`.
+/// The mode MODE filters on, from a client's flags.
 fn list_mode(flags: &[String], exact: bool) -> Option<&'static str> {
-    let has = |f: &str| flags.iter().any(|g| g == f);
-    if has("bcast") {
-        Some("bcast")
-    } else if !exact {
-        None
-    } else if has("optin") {
-        Some("optin")
-    } else if has("optout") {
-        Some("optout")
-    } else {
-        Some("default")
-    }
+    common::list_mode(|f| flags.iter().any(|g| g == f), exact)
 }
 
 /// Where a tracking client's invalidation messages go, as tracking.c sendTrackingMessage sends

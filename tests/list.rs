@@ -167,18 +167,8 @@ fn client_list_line(obs: &mut Conn, id: &str) -> Line {
 /// The mode MODE filters on: `bcast` is always known; the others only where the entry is exact.
 fn mode(e: &Entry) -> Option<&'static str> {
     let flags = words(e, "flags");
-    let has = |f: &str| flags.iter().any(|w| w == f.as_bytes());
-    if has("bcast") {
-        Some("bcast")
-    } else if e["fidelity"].text().as_deref() == Some("partial") {
-        None
-    } else if has("optin") {
-        Some("optin")
-    } else if has("optout") {
-        Some("optout")
-    } else {
-        Some("default")
-    }
+    let exact = e["fidelity"].text().as_deref() != Some("partial");
+    common::list_mode(|f| flags.iter().any(|w| w == f.as_bytes()), exact)
 }
 
 /// CLIENTS' entries that `filter` keeps, by the documented rules.

@@ -11,6 +11,22 @@ pub mod fuzz;
 pub mod mirror;
 pub mod resp;
 
+/// The mode TRACKINFO.LIST's MODE filters on, from whether a client's flags include a word
+/// (`has`): `bcast` is always known, the others only where the module's view is `exact`.
+pub fn list_mode(has: impl Fn(&str) -> bool, exact: bool) -> Option<&'static str> {
+    if has("bcast") {
+        Some("bcast")
+    } else if !exact {
+        None
+    } else if has("optin") {
+        Some("optin")
+    } else if has("optout") {
+        Some("optout")
+    } else {
+        Some("default")
+    }
+}
+
 /// The fields of a TRACKINFO.LIST line, in order (docs/commands/trackinfo.list.md).
 pub const LIST_FIELDS: [&str; 12] = [
     "id",

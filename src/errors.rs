@@ -10,6 +10,19 @@ pub const KEYS_UNKNOWN_PARTIAL: &str = "ERR the keys of this client are unknown:
 pub const KEYS_TABLE_OFF: &str =
     "ERR the per-key table is switched off (CONFIG SET trackinfo.key-table yes)";
 pub const NO_CALLER_ACL: &str = "ERR cannot read the ACL user of this connection";
+
+/// The server's reply to a command the caller's user may not run, for `command` (its lowercase
+/// full name). Redis 7.0 does not name the user (server.c processCommand); Redis 7.2+ and Valkey
+/// do (acl.c getAclErrorMessage).
+pub fn noperm_command(names_user: bool, user: &[u8], command: &str) -> String {
+    if names_user {
+        let user = String::from_utf8_lossy(user);
+        format!("NOPERM User {user} has no permissions to run the '{command}' command")
+    } else {
+        format!("NOPERM this user has no permissions to run the '{command}' command")
+    }
+}
+
 /// TRACKINFO.LIST MODE / DELIVERY with an unknown value, followed by ` '<value>'` (as CLIENT LIST
 /// TYPE's `Unknown client type '<value>'`).
 pub const UNKNOWN_MODE: &str = "ERR Unknown tracking mode";
@@ -34,3 +47,20 @@ pub const CACHING_NO_NOT_OPTOUT: &str =
     "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.";
 pub const SERVER_SYNTAX: &str = "syntax error";
 pub const SERVER_NOT_INTEGER: &str = "value is not an integer or out of range";
+
+#[cfg(test)]
+mod tests {
+    use super::noperm_command;
+
+    #[test]
+    fn noperm_names_the_user_where_the_server_does() {
+        assert_eq!(
+            noperm_command(true, b"ops", "trackinfo.list"),
+            "NOPERM User ops has no permissions to run the 'trackinfo.list' command"
+        );
+        assert_eq!(
+            noperm_command(false, b"ops", "trackinfo.list"),
+            "NOPERM this user has no permissions to run the 'trackinfo.list' command"
+        );
+    }
+}

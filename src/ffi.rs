@@ -415,30 +415,107 @@ pub fn caller_id(ctx: &Context) -> u64 {
     unsafe { raw::RedisModule_GetClientId.map_or(0, |f| f(ctx.ctx)) }
 }
 
-/// The ACL user running the current command, to check which keys it may read.
-/// Freed when dropped.
+/// The ACL user of the connection running the current command: which commands it may run and
+/// which keys it may read. Freed when dropped.
 pub struct CallerAcl {
     user: *mut raw::RedisModuleUser,
+    name: Vec<u8>,
 }
 
 impl CallerAcl {
-    /// The current command's user; `None` if the server cannot say (no such API, user gone).
+    /// The current command's user; `None` if the server cannot say (no such API, user gone, or
+    /// no connection behind the command: another module's RM_Call).
     pub fn of(ctx: &Context) -> Option<CallerAcl> {
+        // The name is looked up by client id, not with GetCurrentUserName: that one reads
+        // ctx->client->user unchecked, and the temporary client of another module's RM_Call has
+        // none (module.c). Such a client is in no client table, so the lookup says ENOENT.
+        let id = caller_id(ctx);
         // SAFETY: ctx is the live context of the running command. The name string is ours to
-        // free; the user handle is freed by Drop.
+        // free (freed right after it is copied); the user handle is freed by Drop.
         unsafe {
-            let name_of = raw::RedisModule_GetCurrentUserName?;
+            let name_of = raw::RedisModule_GetClientUserNameById?;
             let lookup = raw::RedisModule_GetModuleUserFromUserName?;
+            let ptrlen = raw::RedisModule_StringPtrLen?;
             let free_str = raw::RedisModule_FreeString?;
             raw::RedisModule_ACLCheckKeyPermissions?;
+            raw::RedisModule_ACLCheckCommandPermissions?;
             raw::RedisModule_FreeModuleUser?;
-            let name = name_of(ctx.ctx);
-            if name.is_null() {
+            let s = name_of(ctx.ctx, id);
+            if s.is_null() {
                 return None;
             }
-            let user = lookup(name);
-            free_str(ctx.ctx, name);
-            (!user.is_null()).then_some(CallerAcl { user })
+            let mut len = 0usize;
+            let p = ptrlen(s, &mut len);
+            let name = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
+            let user = lookup(s);
+            free_str(ctx.ctx, s);
+            (!user.is_null()).then_some(CallerAcl { user, name })
+        }
+    }
+
+    /// The user's name, as the server writes it in NOPERM errors and ACL LOG.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// True if the user may run the command `argv` (name, subcommand, arguments), as the server
+    /// checks it before running it; false too if the server has no such command.
+    pub fn may_run(&self, argv: &[&[u8]]) -> bool {
+        // SAFETY: self.user is a live user handle (checked in `of`); the argument strings are
+        // created without a context, passed as an array of argv.len() live strings, and freed
+        // right after the check.
+        unsafe {
+            let (Some(create), Some(free_str), Some(check)) = (
+                raw::RedisModule_CreateString,
+                raw::RedisModule_FreeString,
+                raw::RedisModule_ACLCheckCommandPermissions,
+            ) else {
+                return false;
+            };
+            let mut strings: Vec<*mut raw::RedisModuleString> = argv
+                .iter()
+                .map(|a| create(ptr::null_mut(), a.as_ptr().cast::<c_char>(), a.len()))
+                .collect();
+            let ok = !strings.iter().any(|s| s.is_null())
+                && c_int::try_from(strings.len()).is_ok_and(|argc| {
+                    check(self.user, strings.as_mut_ptr(), argc) == raw::REDISMODULE_OK as c_int
+                });
+            for s in strings.into_iter().filter(|s| !s.is_null()) {
+                free_str(ptr::null_mut(), s);
+            }
+            ok
+        }
+    }
+
+    /// Adds an ACL LOG entry for a command this user was denied (reason `command`, object the
+    /// command's name). The server writes the context as `module`.
+    pub fn log_denied_command(&self, ctx: &Context, command: &str) {
+        // SAFETY: ctx is the live context of the running command and self.user a live user
+        // handle; the object string is created without a context and freed after the call
+        // (the server copies it).
+        unsafe {
+            let (Some(create), Some(free_str), Some(add)) = (
+                raw::RedisModule_CreateString,
+                raw::RedisModule_FreeString,
+                raw::RedisModule_ACLAddLogEntry,
+            ) else {
+                return;
+            };
+            let object = create(
+                ptr::null_mut(),
+                command.as_ptr().cast::<c_char>(),
+                command.len(),
+            );
+            if object.is_null() {
+                return;
+            }
+            add(
+                ctx.ctx,
+                self.user,
+                object,
+                raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD,
+            );
+            free_str(ptr::null_mut(), object);
         }
     }
 

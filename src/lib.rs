@@ -137,7 +137,9 @@ mod module {
         deinit: deinit,
         commands: [
             // Flags as CLIENT TRACKINGINFO's. ACL categories are set where the server lets modules
-            // set them (7.2+); `admin` implies @admin @dangerous everywhere.
+            // set them (7.2+): the views of other connections are @admin @dangerous, and not
+            // @connection, so a +@connection user may run TRACKINFO.GET alone. On every server
+            // they also answer NOPERM to a caller that may not run CLIENT LIST (commands/access.rs).
             ["trackinfo.get", trackinfo_get, "deny-script allow-loading allow-stale", 0, 0, 0, "", "connection slow"],
             ["trackinfo.client", trackinfo_client, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],
             ["trackinfo.clients", trackinfo_clients, "admin deny-script allow-loading allow-stale", 0, 0, 0, "", "admin slow dangerous"],

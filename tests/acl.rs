@@ -1,13 +1,273 @@
 //! ACL: TRACKINFO.GET is a @connection command; the commands that reveal other connections are
-//! @admin @dangerous. On Redis 7.0 modules cannot set categories: the README's recipe grants
-//! TRACKINFO.GET by name.
+//! @admin @dangerous where the server lets modules set categories (7.2+), and on every server
+//! they are NOPERM wherever the server would deny the caller CLIENT LIST (issue 11). On Redis
+//! 7.0 modules cannot set categories: the README's recipe grants TRACKINFO.GET by name.
 
 mod common;
 
-use common::{for_each_server, Resp};
+use common::{for_each_server, Conn, Resp, Server};
 
 fn denied(r: &Resp) -> bool {
     matches!(r, Resp::Error(e) if e.starts_with(b"NOPERM"))
+}
+
+/// The views of other connections, with arguments naming `id` where they take one.
+fn views(id: &str) -> Vec<Vec<String>> {
+    [
+        vec!["TRACKINFO.CLIENT", id],
+        vec!["TRACKINFO.CLIENTS"],
+        vec!["TRACKINFO.LIST"],
+        vec!["TRACKINFO.LIST", "ID", id],
+        vec!["TRACKINFO.KEYS", id],
+        vec!["TRACKINFO.KEYS", id, "COUNT", "0"],
+        vec!["TRACKINFO.STATS"],
+    ]
+    .iter()
+    .map(|v| v.iter().map(|s| s.to_string()).collect())
+    .collect()
+}
+
+/// The users of issue 11, each made with a recipe operators use, by name and ACL rules.
+const USERS: [(&str, &[&str]); 5] = [
+    ("readonly", &["+@all", "-@write", "~*"]),
+    ("nodanger", &["+@all", "-@dangerous"]),
+    ("noadmin", &["+@all", "-@admin"]),
+    ("noclientlist", &["+@all", "-client|list", "-client|info"]),
+    ("connonly", &["-@all", "+@connection"]),
+];
+
+/// The README's recipe for Redis 7.0, where module commands are in no category. It names a
+/// module command, so MODULE UNLOAD is refused while it exists (tests/unload.rs).
+const RECIPE_70: (&str, &[&str]) = ("recipe70", &["-@all", "+@connection", "+trackinfo.get"]);
+
+fn make_users(admin: &mut Conn) {
+    for (name, rules) in USERS {
+        let mut args = vec!["ACL", "SETUSER", name, "reset", "on", "nopass"];
+        args.extend_from_slice(rules);
+        admin.ok(&args);
+    }
+}
+
+fn login(server: &Server, user: &str, proto: u8) -> Conn {
+    let mut c = server.conn_proto(proto);
+    c.ok(&["AUTH", user, "x"]);
+    c
+}
+
+/// The server's own NOPERM for `command` run by this connection's user, in the words it uses
+/// for the denied command `probe` (which it must deny).
+fn servers_noperm(c: &mut Conn, probe: &[&str], probe_name: &str, command: &str) -> Vec<u8> {
+    let r = c.cmd(probe);
+    assert!(denied(&r), "{probe:?} should be denied: {r}");
+    let text = r.text().unwrap_or_default();
+    let needle = format!("'{probe_name}'");
+    assert!(text.contains(&needle), "{text}");
+    text.replace(&needle, &format!("'{command}'")).into_bytes()
+}
+
+/// The newest ACL LOG entry as name -> text pairs.
+fn newest_acl_log_entry(admin: &mut Conn) -> Vec<(String, String)> {
+    let r = admin.cmd(&["ACL", "LOG", "1"]);
+    let entries = r.items().unwrap_or_else(|| panic!("ACL LOG: {r}"));
+    let Some(Resp::Array(fields)) = entries.first() else {
+        panic!("ACL LOG has no entry: {r}");
+    };
+    fields
+        .chunks(2)
+        .map(|kv| {
+            let v = kv[1]
+                .text()
+                .or_else(|| kv[1].int().map(|i| i.to_string()))
+                .unwrap_or_default();
+            (kv[0].text().unwrap_or_default(), v)
+        })
+        .collect()
+}
+
+fn field<'a>(entry: &'a [(String, String)], name: &str) -> &'a str {
+    entry
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[test]
+fn every_view_is_noperm_wherever_the_server_denies_client_list() {
+    for_each_server(|server| {
+        let d = server.describe();
+        let mut admin = server.conn_proto(2);
+        let mut tracker = server.conn_proto(3);
+        tracker.ok(&["CLIENT", "TRACKING", "ON"]);
+        tracker.ok(&["CLIENT", "SETNAME", "private-name"]);
+        admin.ok(&["SET", "private:key", "v"]);
+        assert!(!tracker.cmd(&["GET", "private:key"]).is_error());
+        let id = tracker.client_id().to_string();
+        make_users(&mut admin);
+        let mut recipe = vec!["ACL", "SETUSER", RECIPE_70.0, "reset", "on", "nopass"];
+        recipe.extend_from_slice(RECIPE_70.1);
+        admin.ok(&recipe);
+        let mut checked = (0, 0);
+        for proto in [2u8, 3] {
+            for &(user, rules) in USERS.iter().chain([&RECIPE_70]) {
+                let mut u = login(server, user, proto);
+                // Its own connection stays open to every user the server lets run
+                // TRACKINFO.GET: all of them but a bare @connection user on 7.0.
+                let r = u.cmd(&["TRACKINFO.GET"]);
+                let get_denied = user == "connonly" && server.info.is_redis70();
+                assert_eq!(denied(&r), get_denied, "GET as {user} on {d}: {r}");
+                let client_list = u.cmd(&["CLIENT", "LIST"]);
+                for view in views(&id) {
+                    let name = view[0].to_ascii_lowercase();
+                    admin.ok(&["ACL", "LOG", "RESET"]);
+                    let r = u.cmd(&view);
+                    let what = format!("{view:?} as {user} ({rules:?}), RESP{proto} on {d}");
+                    // A @connection-only user may run CLIENT LIST (it is in @connection), but
+                    // the views are not in @connection: the server denies them by category on
+                    // 7.2+, and on 7.0 module commands are in no category at all.
+                    let server_denies_view = user == "connonly" || user == "recipe70";
+                    if !denied(&client_list) && !server_denies_view {
+                        assert!(!denied(&r), "{what} must be allowed like CLIENT LIST: {r}");
+                        checked.1 += 1;
+                        continue;
+                    }
+                    // The denial is in ACL LOG as a denied command of this user.
+                    let entry = newest_acl_log_entry(&mut admin);
+                    assert_eq!(field(&entry, "reason"), "command", "{what}: {entry:?}");
+                    assert_eq!(field(&entry, "object"), name, "{what}: {entry:?}");
+                    assert_eq!(field(&entry, "username"), user, "{what}: {entry:?}");
+                    // Worded as the server words a denied command, and nothing else: not
+                    // whether the client exists, nor anything of it.
+                    let want = if denied(&client_list) {
+                        servers_noperm(&mut u, &["CLIENT", "LIST"], "client|list", &name)
+                    } else {
+                        servers_noperm(&mut u, &["GET", "k"], "get", &name)
+                    };
+                    assert_eq!(r, Resp::Error(want), "{what}");
+                    checked.0 += 1;
+                }
+            }
+        }
+        println!("{d}: {} denials checked, {} allowed", checked.0, checked.1);
+        // Five of the six users are denied the views, in both protocols.
+        assert_eq!(
+            checked,
+            (2 * 5 * views(&id).len(), 2 * views(&id).len()),
+            "{d}"
+        );
+        let r = admin.cmd(&["TRACKINFO.CLIENT", &id]);
+        assert!(
+            r.items().is_some(),
+            "the default user sees the tracker on {d}: {r}"
+        );
+    });
+}
+
+#[test]
+fn a_denied_caller_learns_nothing_of_other_connections_from_the_error() {
+    for_each_server(|server| {
+        let d = server.describe();
+        let mut admin = server.conn_proto(2);
+        let mut tracker = server.conn_proto(3);
+        tracker.ok(&["CLIENT", "TRACKING", "ON"]);
+        tracker.ok(&["CLIENT", "SETNAME", "private-name"]);
+        let id = tracker.client_id().to_string();
+        make_users(&mut admin);
+        let mut u = login(server, "noclientlist", 2);
+        // A live tracking client, a client that does not exist, and arguments that are wrong:
+        // the same error for each, so the error says nothing about who is connected.
+        for args in [
+            vec!["TRACKINFO.CLIENT", id.as_str()],
+            vec!["TRACKINFO.CLIENT", "987654"],
+            vec!["TRACKINFO.CLIENT", "not-a-number"],
+        ] {
+            let r = u.cmd(&args);
+            let want = servers_noperm(
+                &mut u,
+                &["CLIENT", "LIST"],
+                "client|list",
+                "trackinfo.client",
+            );
+            assert_eq!(r, Resp::Error(want), "{args:?} on {d}");
+        }
+        for args in [
+            vec!["TRACKINFO.KEYS", id.as_str()],
+            vec!["TRACKINFO.KEYS", "987654"],
+            vec!["TRACKINFO.KEYS", id.as_str(), "COUNT", "-1"],
+            vec!["TRACKINFO.KEYS", id.as_str(), "BOGUS"],
+        ] {
+            let r = u.cmd(&args);
+            let want = servers_noperm(&mut u, &["CLIENT", "LIST"], "client|list", "trackinfo.keys");
+            assert_eq!(r, Resp::Error(want), "{args:?} on {d}");
+        }
+        for args in [
+            vec!["TRACKINFO.LIST", "ID", id.as_str()],
+            vec!["TRACKINFO.LIST", "ID", "987654"],
+            vec!["TRACKINFO.LIST", "MODE", "bogus"],
+            vec!["TRACKINFO.LIST", "BOGUS"],
+        ] {
+            let r = u.cmd(&args);
+            let want = servers_noperm(&mut u, &["CLIENT", "LIST"], "client|list", "trackinfo.list");
+            assert_eq!(r, Resp::Error(want), "{args:?} on {d}");
+        }
+        // Inside a transaction too: the denial is the view's reply in EXEC's array.
+        u.ok(&["MULTI"]);
+        assert_eq!(
+            u.cmd(&["TRACKINFO.CLIENTS"]),
+            Resp::Simple(b"QUEUED".to_vec())
+        );
+        let r = u.cmd(&["EXEC"]);
+        let want = servers_noperm(
+            &mut u,
+            &["CLIENT", "LIST"],
+            "client|list",
+            "trackinfo.clients",
+        );
+        assert_eq!(r, Resp::Array(vec![Resp::Error(want)]), "EXEC on {d}");
+        // The wrong number of arguments is still checked first, as the server checks it
+        // before any ACL rule.
+        let r = u.cmd(&["TRACKINFO.CLIENTS", "extra"]);
+        assert!(
+            matches!(&r, Resp::Error(e) if e.starts_with(b"ERR wrong number of arguments")),
+            "{d}: {r}"
+        );
+    });
+}
+
+#[test]
+fn module_unload_works_with_these_users_defined() {
+    for_each_server(|server| {
+        let d = server.describe();
+        let mut admin = server.conn_proto(2);
+        make_users(&mut admin);
+        // Each user has run a view, and all but `readonly` were denied it: ACL LOG holds
+        // entries naming them.
+        for (user, _) in USERS {
+            let mut u = login(server, user, 2);
+            let r = u.cmd(&["TRACKINFO.STATS"]);
+            assert_eq!(denied(&r), user != "readonly", "{user} on {d}: {r}");
+        }
+        let r = admin.cmd(&["MODULE", "UNLOAD", "trackinfo"]);
+        assert!(r.is_ok(), "MODULE UNLOAD with issue 11's users on {d}: {r}");
+        assert_eq!(admin.cmd(&["PING"]), Resp::Simple(b"PONG".to_vec()), "{d}");
+        // The users are intact and work as before.
+        for (user, _) in USERS {
+            let mut u = login(server, user, 2);
+            assert_eq!(
+                u.cmd(&["PING"]),
+                Resp::Simple(b"PONG".to_vec()),
+                "{user} on {d}"
+            );
+        }
+        let log = admin.cmd(&["ACL", "LOG"]);
+        assert!(log.items().is_some_and(|e| !e.is_empty()), "{d}: {log}");
+        let r = admin.cmd(&["MODULE", "LOAD", &common::module_path().to_string_lossy()]);
+        assert!(r.is_ok(), "MODULE LOAD again on {d}: {r}");
+        let mut u = login(server, "noclientlist", 2);
+        assert!(
+            denied(&u.cmd(&["TRACKINFO.CLIENTS"])),
+            "after reload on {d}"
+        );
+    });
 }
 
 #[test]

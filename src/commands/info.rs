@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use super::{client_list, respond, tracking_ids};
+use super::{access, client_list, respond, tracking_ids};
 use crate::fasthash::{FastMap, FastSet};
 use crate::hooks::{self, with_state};
 use crate::reply::{entry, Fidelity, Reply, View};
@@ -26,6 +26,7 @@ pub fn client(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
+    access::may_see_others(ctx, "trackinfo.client")?;
     #[cfg(feature = "panic-injection")]
     if args[1].as_slice() == b"test-panic" {
         panic!("injected panic in a command");
@@ -46,6 +47,7 @@ pub fn clients(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
+    access::may_see_others(ctx, "trackinfo.clients")?;
     let views = all_views(ctx)?;
     respond(ctx, &Reply::Array(views.iter().map(entry).collect()))
 }

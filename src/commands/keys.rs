@@ -11,15 +11,18 @@ use crate::{errors, ffi};
 const DEFAULT_COUNT: usize = 100;
 
 pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    // Only keys the caller's ACL key patterns let it read are listed, as the server's own
+    // commands would let it see them.
+    let acl = super::access::may_see_others(ctx, "trackinfo.keys")?;
     let (id, count) = parse(&args)?;
     // Syntax first, then the client, as CLIENT KILL and CLIENT LIST ID check theirs.
     let id = u64::try_from(id).map_err(|_| RedisError::Str(errors::NO_SUCH_CLIENT))?;
     ffi::client_flags(id).ok_or(RedisError::Str(errors::NO_SUCH_CLIENT))?;
     let caller = ffi::caller_id(ctx);
     let in_exec = ffi::in_exec(ctx);
-    // Only keys the caller's ACL key patterns let it read are listed, as the server's own
-    // commands would let it see them.
-    let acl = ffi::CallerAcl::of(ctx).ok_or(RedisError::Str(errors::NO_CALLER_ACL))?;
     let keys = with_state(|st| {
         if !st.exact {
             return Err(RedisError::Str(errors::KEYS_UNKNOWN_SENDER));
@@ -42,11 +45,8 @@ pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     respond(ctx, &Reply::Array(keys))
 }
 
-/// `<client-id> [COUNT n]`; COUNT 0 means all.
+/// `<client-id> [COUNT n]`; COUNT 0 means all. The arity is checked already.
 fn parse(args: &[RedisString]) -> Result<(i64, usize), RedisError> {
-    if args.len() < 2 {
-        return Err(RedisError::WrongArity);
-    }
     let id = parse_i64(args[1].as_slice()).ok_or(RedisError::Str(errors::NOT_AN_INTEGER))?;
     let count = match &args[2..] {
         [] => DEFAULT_COUNT,

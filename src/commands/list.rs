@@ -165,6 +165,7 @@ fn server_refusal(ctx: &Context, token: &[u8]) -> Option<RedisError> {
 
 /// TRACKINFO.LIST: one CLIENT LIST-style line per tracking client, by id.
 pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    super::access::may_see_others(ctx, "trackinfo.list")?;
     let argv: Vec<&[u8]> = args.iter().skip(1).map(RedisString::as_slice).collect();
     // Every error is found before anything is asked of the module's state.
     let filter = parse(&argv)?;

@@ -1,6 +1,7 @@
 //! The command layer: one file per command family. Handlers parse arguments, ask the hooks'
 //! state for views, and answer with `Reply` data the FFI shim emits.
 
+pub mod access;
 pub mod docs;
 pub mod info;
 pub mod keys;

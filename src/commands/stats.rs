@@ -197,7 +197,7 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::WrongArity);
     }
     // Top keys are keys: only those the caller may read are shown (as in TRACKINFO.KEYS).
-    let acl = ffi::CallerAcl::of(ctx).ok_or(RedisError::Str(errors::NO_CALLER_ACL))?;
+    let acl = super::access::may_see_others(ctx, "trackinfo.stats")?;
     let s = gather(ctx, Some(&acl))?;
     let scalar = |v: &Scalar| match v {
         Scalar::Int(i) => Reply::Int(*i),

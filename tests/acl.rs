@@ -65,6 +65,25 @@ fn servers_noperm(c: &mut Conn, probe: &[&str], probe_name: &str, command: &str)
     text.replace(&needle, &format!("'{command}'")).into_bytes()
 }
 
+/// The NOPERM text the command's page documents for this user on this server: its Errors row
+/// gives the 7.2+ wording first, then Redis 7.0's.
+fn documented_noperm(command: &str, user: &str, redis70: bool) -> Vec<u8> {
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/commands")
+        .join(format!("{command}.md"));
+    let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{page:?}: {e}"));
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| `NOPERM"))
+        .unwrap_or_else(|| panic!("{page:?} documents no NOPERM error"));
+    let quoted: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+    let [named, unnamed, ..] = quoted[..] else {
+        panic!("{page:?}: the NOPERM row gives two wordings: {row}");
+    };
+    let pick = if redis70 { unnamed } else { named };
+    pick.replace("<user>", user).into_bytes()
+}
+
 /// The newest ACL LOG entry as name -> text pairs.
 fn newest_acl_log_entry(admin: &mut Conn) -> Vec<(String, String)> {
     let r = admin.cmd(&["ACL", "LOG", "1"]);
@@ -143,6 +162,8 @@ fn every_view_is_noperm_wherever_the_server_denies_client_list() {
                         servers_noperm(&mut u, &["GET", "k"], "get", &name)
                     };
                     assert_eq!(r, Resp::Error(want), "{what}");
+                    let documented = documented_noperm(&name, user, server.info.is_redis70());
+                    assert_eq!(r, Resp::Error(documented), "{what}: the page's Errors row");
                     checked.0 += 1;
                 }
             }

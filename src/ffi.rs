@@ -461,85 +461,81 @@ impl CallerAcl {
     /// True if the user may run the command `argv` (name, subcommand, arguments), as the server
     /// checks it before running it; false too if the server has no such command.
     pub fn may_run(&self, argv: &[&[u8]]) -> bool {
-        // SAFETY: self.user is a live user handle (checked in `of`); the argument strings are
-        // created without a context, passed as an array of argv.len() live strings, and freed
-        // right after the check.
+        let mut strings: Vec<ModuleString> =
+            argv.iter().filter_map(|a| ModuleString::new(a)).collect();
+        if strings.len() != argv.len() {
+            return false;
+        }
+        let Ok(argc) = c_int::try_from(strings.len()) else {
+            return false;
+        };
+        // SAFETY: self.user is a live user handle (checked in `of`); `strings` is an array of
+        // argc live module strings (ModuleString is a transparent pointer), freed after the call.
         unsafe {
-            let (Some(create), Some(free_str), Some(check)) = (
-                raw::RedisModule_CreateString,
-                raw::RedisModule_FreeString,
-                raw::RedisModule_ACLCheckCommandPermissions,
-            ) else {
-                return false;
-            };
-            let mut strings: Vec<*mut raw::RedisModuleString> = argv
-                .iter()
-                .map(|a| create(ptr::null_mut(), a.as_ptr().cast::<c_char>(), a.len()))
-                .collect();
-            let ok = !strings.iter().any(|s| s.is_null())
-                && c_int::try_from(strings.len()).is_ok_and(|argc| {
-                    check(self.user, strings.as_mut_ptr(), argc) == raw::REDISMODULE_OK as c_int
-                });
-            for s in strings.into_iter().filter(|s| !s.is_null()) {
-                free_str(ptr::null_mut(), s);
-            }
-            ok
+            raw::RedisModule_ACLCheckCommandPermissions.is_some_and(|check| {
+                check(self.user, strings.as_mut_ptr().cast(), argc) == raw::REDISMODULE_OK as c_int
+            })
         }
     }
 
     /// Adds an ACL LOG entry for a command this user was denied (reason `command`, object the
     /// command's name). The server writes the context as `module`.
     pub fn log_denied_command(&self, ctx: &Context, command: &str) {
-        // SAFETY: ctx is the live context of the running command and self.user a live user
-        // handle; the object string is created without a context and freed after the call
-        // (the server copies it).
+        let Some(object) = ModuleString::new(command.as_bytes()) else {
+            return;
+        };
+        // SAFETY: ctx is the live context of the running command, self.user a live user handle
+        // and object a live string (the server copies it).
         unsafe {
-            let (Some(create), Some(free_str), Some(add)) = (
-                raw::RedisModule_CreateString,
-                raw::RedisModule_FreeString,
-                raw::RedisModule_ACLAddLogEntry,
-            ) else {
-                return;
-            };
-            let object = create(
-                ptr::null_mut(),
-                command.as_ptr().cast::<c_char>(),
-                command.len(),
-            );
-            if object.is_null() {
-                return;
+            if let Some(add) = raw::RedisModule_ACLAddLogEntry {
+                let reason = raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD;
+                add(ctx.ctx, self.user, object.0, reason);
             }
-            add(
-                ctx.ctx,
-                self.user,
-                object,
-                raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD,
-            );
-            free_str(ptr::null_mut(), object);
         }
     }
 
     /// True if the user's key patterns let it read `key` (`%R~`, `~`), as the server checks
     /// a command's read key.
     pub fn may_read(&self, key: &[u8]) -> bool {
-        // SAFETY: self.user is a live user handle (checked in `of`); the key string is
-        // created without a context and freed right after the check.
+        let Some(s) = ModuleString::new(key) else {
+            return false;
+        };
+        // SAFETY: self.user is a live user handle (checked in `of`), s a live string.
         unsafe {
-            let (Some(create), Some(free_str), Some(check)) = (
-                raw::RedisModule_CreateString,
-                raw::RedisModule_FreeString,
-                raw::RedisModule_ACLCheckKeyPermissions,
-            ) else {
-                return false;
-            };
-            let s = create(ptr::null_mut(), key.as_ptr().cast::<c_char>(), key.len());
-            if s.is_null() {
-                return false;
+            raw::RedisModule_ACLCheckKeyPermissions.is_some_and(|check| {
+                check(self.user, s.0, raw::REDISMODULE_CMD_KEY_ACCESS as c_int)
+                    == raw::REDISMODULE_OK as c_int
+            })
+        }
+    }
+}
+
+/// A module string made without a context, freed when dropped.
+#[repr(transparent)]
+struct ModuleString(*mut raw::RedisModuleString);
+
+impl ModuleString {
+    fn new(bytes: &[u8]) -> Option<ModuleString> {
+        // SAFETY: bytes is a live slice of bytes.len() bytes; the server copies them.
+        let s = unsafe {
+            let create = raw::RedisModule_CreateString?;
+            create(
+                ptr::null_mut(),
+                bytes.as_ptr().cast::<c_char>(),
+                bytes.len(),
+            )
+        };
+        (!s.is_null()).then_some(ModuleString(s))
+    }
+}
+
+impl Drop for ModuleString {
+    fn drop(&mut self) {
+        // SAFETY: self.0 was created without a context by `new` and is freed once, here.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeString {
+                free(ptr::null_mut(), self.0);
             }
-            let ok = check(self.user, s, raw::REDISMODULE_CMD_KEY_ACCESS as c_int)
-                == raw::REDISMODULE_OK as c_int;
-            free_str(ptr::null_mut(), s);
-            ok
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Who may see other connections: exactly the callers the server would let run `CLIENT LIST`,
+//! Who may see other connections: never a caller the server would not let run `CLIENT LIST`,
 //! whose addresses, names and ids the views show again. The check is the server's own
 //! (ACLCheckCommandPermissions for the caller's user), on every server: Redis 7.0 lets modules
 //! set no ACL categories, and a rule such as `-client|list` names no category at all. Where the

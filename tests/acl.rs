@@ -40,6 +40,20 @@ const USERS: [(&str, &[&str]); 5] = [
 /// module command, so MODULE UNLOAD is refused while it exists (tests/unload.rs).
 const RECIPE_70: (&str, &[&str]) = ("recipe70", &["-@all", "+@connection", "+trackinfo.get"]);
 
+/// An admin connection, a named tracking connection that read a key, and its id; the users of
+/// [`USERS`] made.
+fn setup(server: &Server) -> (Conn, Conn, String) {
+    let mut admin = server.conn_proto(2);
+    let mut tracker = server.conn_proto(3);
+    tracker.ok(&["CLIENT", "TRACKING", "ON"]);
+    tracker.ok(&["CLIENT", "SETNAME", "private-name"]);
+    admin.ok(&["SET", "private:key", "v"]);
+    assert!(!tracker.cmd(&["GET", "private:key"]).is_error());
+    let id = tracker.client_id().to_string();
+    make_users(&mut admin);
+    (admin, tracker, id)
+}
+
 fn make_users(admin: &mut Conn) {
     for (name, rules) in USERS {
         let mut args = vec!["ACL", "SETUSER", name, "reset", "on", "nopass"];
@@ -114,14 +128,7 @@ fn field<'a>(entry: &'a [(String, String)], name: &str) -> &'a str {
 fn every_view_is_noperm_wherever_the_server_denies_client_list() {
     for_each_server(|server| {
         let d = server.describe();
-        let mut admin = server.conn_proto(2);
-        let mut tracker = server.conn_proto(3);
-        tracker.ok(&["CLIENT", "TRACKING", "ON"]);
-        tracker.ok(&["CLIENT", "SETNAME", "private-name"]);
-        admin.ok(&["SET", "private:key", "v"]);
-        assert!(!tracker.cmd(&["GET", "private:key"]).is_error());
-        let id = tracker.client_id().to_string();
-        make_users(&mut admin);
+        let (mut admin, _tracker, id) = setup(server);
         let mut recipe = vec!["ACL", "SETUSER", RECIPE_70.0, "reset", "on", "nopass"];
         recipe.extend_from_slice(RECIPE_70.1);
         admin.ok(&recipe);
@@ -187,12 +194,7 @@ fn every_view_is_noperm_wherever_the_server_denies_client_list() {
 fn a_denied_caller_learns_nothing_of_other_connections_from_the_error() {
     for_each_server(|server| {
         let d = server.describe();
-        let mut admin = server.conn_proto(2);
-        let mut tracker = server.conn_proto(3);
-        tracker.ok(&["CLIENT", "TRACKING", "ON"]);
-        tracker.ok(&["CLIENT", "SETNAME", "private-name"]);
-        let id = tracker.client_id().to_string();
-        make_users(&mut admin);
+        let (_admin, _tracker, id) = setup(server);
         let mut u = login(server, "noclientlist", 2);
         // A live tracking client, a client that does not exist, and arguments that are wrong:
         // the same error for each, so the error says nothing about who is connected.

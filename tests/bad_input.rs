@@ -2249,7 +2249,10 @@ fn fuzz(server: &Server, seed: u64, vectors: usize) -> Result<String, String> {
             .all(|p| t.module_errors.keys().any(|e| e.starts_with(p)))
         && t.list_ok > vectors / 100
         && t.list_lines > vectors / 100
-        && t.list_exact_lines > t.list_exact / 4
+        // Exact LIST checks see lines, not only empty lists: often in a full run; a short one
+        // saw 3 lines in 12 checks once (CI), so it needs only some.
+        && t.list_exact_lines > 0
+        && (vectors < 20_000 || t.list_exact_lines > t.list_exact / 4)
         && COMMANDS
             .iter()
             .filter(|&&c| c != COMMANDS[LIST])

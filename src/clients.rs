@@ -23,8 +23,8 @@ pub enum Op {
     Tracking(Vec<Vec<u8>>),
     /// The yes/no argument.
     Caching(Vec<u8>),
-    /// A read-only command's keys.
-    Read(Vec<Vec<u8>>),
+    /// A read-only command's keys, and its place in the transaction (from 0).
+    Read(u64, Vec<Vec<u8>>),
 }
 
 /// What the module counted for a client since its tracking was last switched on.
@@ -60,6 +60,8 @@ pub struct Client {
     /// Unix ms when tracking was last switched on; -1 when unknown.
     pub since_ms: i64,
     pub queued: Vec<Op>,
+    /// How many commands the server has queued since MULTI, all kinds (each takes a place).
+    pub queue_len: u64,
     /// A command that is not a CLIENT subcommand was processed: once it has completed, the
     /// CACHING window ends unless the client is in MULTI (networking.c resetClient).
     pub caching_end: bool,
@@ -78,6 +80,7 @@ impl Default for Client {
             mirror: Mirror::Exact(TrackingState::default()),
             since_ms: -1,
             queued: Vec::new(),
+            queue_len: 0,
             caching_end: false,
             acct: Acct::default(),
             flags: None,
@@ -99,6 +102,7 @@ impl Client {
     pub fn is_default(&self) -> bool {
         matches!(&self.mirror, Mirror::Exact(s) if !s.is_on())
             && self.queued.is_empty()
+            && self.queue_len == 0
             && !self.caching_end
     }
 

@@ -389,6 +389,14 @@ pub fn info_fields(section: &str, fields: &[&str]) -> Option<Vec<Option<Vec<u8>>
     }
 }
 
+/// INFO stats `total_commands_processed`: one more each time a command has run, a command
+/// inside EXEC, a script or RM_Call included (server.c call()).
+pub fn commands_processed() -> Option<u64> {
+    let v = info_fields("stats", &["total_commands_processed"])?;
+    let v = v.into_iter().next().flatten()?;
+    u64::try_from(crate::rules::parse_i64(&v)?).ok()
+}
+
 /// `calls` and `failed_calls` of commands from INFO commandstats; a command never called has none.
 pub fn command_stats(names: &[&str]) -> Option<Vec<CallStats>> {
     let fields: Vec<String> = names.iter().map(|n| format!("cmdstat_{n}")).collect();

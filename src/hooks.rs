@@ -22,6 +22,7 @@ use crate::keys::{KeyHasher, KeyList, KeyName, KeyTable};
 use crate::observe::{CallStats, Listed};
 use crate::reply::{Fidelity, View};
 use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
+use crate::transaction;
 
 /// The filter's gates, read without a lock: is any client's state kept, is anything pending.
 static GATE_CLIENTS: AtomicBool = AtomicBool::new(false);
@@ -92,6 +93,17 @@ fn kind(name: &[u8]) -> Kind {
     }
 }
 
+/// Whether a command sent in MULTI is queued, and so takes a place in the transaction: all but
+/// EXEC, DISCARD, MULTI, WATCH, QUIT and RESET, which run at once (server.c processCommand).
+fn is_queued(kind: Kind, name: &[u8]) -> bool {
+    let is = |w: &[u8]| name.eq_ignore_ascii_case(w);
+    match kind {
+        Kind::Client => true,
+        Kind::Other => !(is(b"multi") || is(b"watch") || is(b"quit")),
+        Kind::Exec | Kind::Discard | Kind::Reset => false,
+    }
+}
+
 /// How many times each counted command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Counts {
@@ -159,8 +171,9 @@ struct Pending {
     ops: Vec<Op>,
     before: Mirror,
     before_since_ms: i64,
-    /// Keys the replayed reads remember, once the server confirms the batch ran.
-    reads: Vec<Vec<u8>>,
+    /// Keys the replayed reads remember (with their places), once the server confirms the
+    /// batch ran.
+    reads: Vec<(u64, Vec<u8>)>,
 }
 
 /// A read the server will remember once its command has run.
@@ -216,6 +229,24 @@ pub struct State {
     /// both tables) clears it. `all_unsure`: every id's.
     unsure: HashSet<u64>,
     all_unsure: bool,
+    /// An EXEC of queued reads, until the server's counter says what it did.
+    exec: Option<ExecWatch>,
+}
+
+/// An EXEC whose queued reads the server remembers if it runs them (transaction.rs).
+struct ExecWatch {
+    client: u64,
+    /// `total_commands_processed` before EXEC.
+    base: u64,
+    /// How many commands EXEC runs if it runs.
+    queued: u64,
+    /// The keys the reads remember, with their places in the transaction.
+    reads: Vec<(u64, Vec<u8>)>,
+    read_keys: HashSet<Vec<u8>>,
+    /// Changes to those keys (and flushes) while it is watched, with their places.
+    events: Vec<transaction::Event>,
+    /// A place could not be read, or a command the filter saw ran inside the EXEC.
+    disturbed: bool,
 }
 
 /// Appends a command's keys to `list`; false (nothing appended) when the arity check refuses it
@@ -329,6 +360,7 @@ pub fn install(
         read_keys: KeyList::default(),
         unsure: HashSet::new(),
         all_unsure: false,
+        exec: None,
     };
     if exact {
         for &id in tracking {
@@ -452,7 +484,10 @@ fn sync_gates(st: &mut State) {
     }
     GATE_CLIENTS.store(!st.registry.is_empty(), Relaxed);
     GATE_KEYS.store(
-        st.table.items() > 0 || !st.bcast.is_empty() || !st.after_command.is_empty(),
+        st.table.items() > 0
+            || !st.bcast.is_empty()
+            || !st.after_command.is_empty()
+            || st.exec.is_some(),
         Relaxed,
     );
     GATE_READS.store(!st.after_command.is_empty(), Relaxed);
@@ -466,7 +501,10 @@ fn sync_gates(st: &mut State) {
         WRITER.store(0, Relaxed);
         SCRIPT_ROOT.store(0, Relaxed);
     }
-    GATE_PENDING.store(!st.pendings.is_empty() || !st.foreign.is_zero(), Relaxed);
+    GATE_PENDING.store(
+        !st.pendings.is_empty() || !st.foreign.is_zero() || st.exec.is_some(),
+        Relaxed,
+    );
 }
 
 /// The command filter. For a command that is not CLIENT, from a client without tracking state,
@@ -618,6 +656,7 @@ pub fn on_before_sleep() {
     }
     if GATE_KEYS.load(Relaxed) {
         with_state(|st| {
+            st.resolve_exec();
             st.apply_reads();
             st.broadcast();
         });
@@ -674,6 +713,7 @@ impl State {
         };
         // This connection's previous command, and anyone's, has completed by now.
         self.resolve();
+        self.resolve_exec();
         self.settle(id, flags);
         CURRENT.store(id, Relaxed);
         WRITER.store(id, Relaxed);
@@ -692,6 +732,9 @@ impl State {
             Kind::Client => !self.is_client_subcommand(cmd),
             _ => true,
         };
+        if flags.multi && self.registry.contains(id) && is_queued(kind, cmd.arg(0)) {
+            self.registry.get_mut(id).queue_len += 1;
+        }
         match kind {
             Kind::Client => {
                 if let Some(op) = op {
@@ -705,28 +748,30 @@ impl State {
             }
             Kind::Exec => {
                 if self.registry.contains(id) {
-                    let ops = std::mem::take(&mut self.registry.get_mut(id).queued);
-                    let counted = ops.iter().any(|o| !matches!(o, Op::Read(_)));
+                    let c = self.registry.get_mut(id);
+                    let ops = std::mem::take(&mut c.queued);
+                    let queued = std::mem::take(&mut c.queue_len);
+                    let counted = ops.iter().any(|o| !matches!(o, Op::Read(..)));
                     if flags.multi && counted {
                         self.start(id, &ops, false);
                     } else if flags.multi && !ops.is_empty() {
-                        // Only reads: no counter says whether EXEC ran them.
-                        let c = self.registry.get(id).cloned().unwrap_or_default();
-                        let r = replay_ops(&c.mirror, c.since_ms, &ops, &|_| false, 0);
-                        self.remember(id, &r.reads);
-                        self.approximate(id, "reads inside EXEC with no counter to confirm it ran");
+                        self.watch_exec(id, &ops, queued);
                     }
                 }
             }
             Kind::Discard => {
                 // Whether DISCARD runs or is refused, the queued commands never will.
                 if self.registry.contains(id) {
-                    self.registry.get_mut(id).queued.clear();
+                    let c = self.registry.get_mut(id);
+                    c.queued.clear();
+                    c.queue_len = 0;
                 }
             }
             Kind::Reset => {
                 if self.registry.contains(id) {
-                    self.registry.get_mut(id).queued.clear();
+                    let c = self.registry.get_mut(id);
+                    c.queued.clear();
+                    c.queue_len = 0;
                     self.start(id, &[], true);
                 }
             }
@@ -754,7 +799,7 @@ impl State {
         let Some(c) = self.registry.find_mut(id) else {
             return Plain::Unknown;
         };
-        if !self.pendings.is_empty() || !self.foreign.is_zero() {
+        if !self.pendings.is_empty() || !self.foreign.is_zero() || self.exec.is_some() {
             return Plain::General;
         }
         let (Some(flags), Mirror::Exact(s)) = (c.flags, &mut c.mirror) else {
@@ -809,6 +854,10 @@ impl State {
     /// writes are made by the script's own client.
     fn inner(&mut self, cmd: &dyn Command) {
         self.apply_reads();
+        if let Some(w) = self.exec.as_mut() {
+            // A command the watched EXEC ran through a script: the counter's places are off.
+            w.disturbed = true;
+        }
         WRITER.store(0, Relaxed);
         let root = SCRIPT_ROOT.load(Relaxed);
         if root == 0 {
@@ -847,7 +896,10 @@ impl State {
             let mut keys = KeyList::default();
             if collect_keys(cmd, info, &mut keys) {
                 let read = keys.slice(0..keys.len()).map(<[u8]>::to_vec).collect();
-                self.registry.get_mut(id).queued.push(Op::Read(read));
+                let c = self.registry.get_mut(id);
+                // Its place: on_command counted it already.
+                let at = c.queue_len.saturating_sub(1);
+                c.queued.push(Op::Read(at, read));
             }
             return;
         }
@@ -898,6 +950,103 @@ impl State {
         }
     }
 
+    /// Watches an EXEC of queued reads (no CLIENT command among them): the server's counter
+    /// says whether it ran them, and where its writes fell among them (transaction.rs).
+    fn watch_exec(&mut self, id: u64, ops: &[Op], queued: u64) {
+        let c = self.registry.get(id).cloned().unwrap_or_default();
+        let r = replay_ops(&c.mirror, c.since_ms, ops, &|_| false, 0);
+        if r.reads.is_empty() {
+            return; // the server remembers nothing of them, whether they run or not
+        }
+        let Some(base) = ffi::commands_processed() else {
+            let keys: Vec<Vec<u8>> = r.reads.into_iter().map(|(_, k)| k).collect();
+            self.remember(id, &keys);
+            self.approximate(id, "reads inside EXEC with no counter to confirm it ran");
+            return;
+        };
+        let read_keys = r.reads.iter().map(|(_, k)| k.clone()).collect();
+        self.exec = Some(ExecWatch {
+            client: id,
+            base,
+            queued,
+            reads: r.reads,
+            read_keys,
+            events: Vec::new(),
+            disturbed: false,
+        });
+    }
+
+    /// A change while an EXEC is watched: notes its place if the EXEC reads that key (`None`:
+    /// a flush, which touches every key).
+    fn note_exec_event(&mut self, key: Option<&[u8]>) {
+        let Some(w) = self.exec.as_mut() else {
+            return;
+        };
+        if key.is_some_and(|k| !w.read_keys.contains(k)) {
+            return;
+        }
+        let Some(pos) = ffi::commands_processed().and_then(|n| n.checked_sub(w.base)) else {
+            w.disturbed = true;
+            return;
+        };
+        w.events.push(match key {
+            Some(key) => transaction::Event::Key {
+                pos,
+                key: key.to_vec(),
+                held: self.table.holds(w.client, key),
+                at_ms: ffi::now_ms(),
+            },
+            None => transaction::Event::Flush { pos },
+        });
+    }
+
+    /// Settles a watched EXEC once it is over: what its reads remembered, and the invalidations
+    /// its own writes sent for them.
+    fn resolve_exec(&mut self) {
+        let Some(w) = self.exec.take() else {
+            return;
+        };
+        let id = w.client;
+        match ffi::client_flags(id) {
+            // Postponed by CLIENT PAUSE: it has not run yet.
+            Some(f) if f.blocked => {
+                self.exec = Some(w);
+                return;
+            }
+            None => return, // gone, and its table entries with it
+            Some(_) => {}
+        }
+        if !self.registry.contains(id) {
+            return;
+        }
+        let outcome = match ffi::commands_processed() {
+            Some(now) if !w.disturbed => transaction::outcome(w.base, now, w.queued),
+            _ => transaction::Outcome::Unknown,
+        };
+        match outcome {
+            transaction::Outcome::Refused => {}
+            transaction::Outcome::Unknown => {
+                self.approximate(id, "an EXEC the server's counters do not confirm");
+            }
+            transaction::Outcome::Ran => {
+                let c = self.registry.get_mut(id);
+                let noloop = matches!(&c.mirror, Mirror::Exact(s) if s.flags.contains(Flags::NOLOOP));
+                let placed = transaction::place(&w.reads, &w.events, w.queued, noloop);
+                let a = &mut c.acct;
+                a.reads += w.reads.len() as u64;
+                a.invalidated += placed.invalidated;
+                if let Some(ms) = placed.last_ms {
+                    a.last_ms = a.last_ms.max(ms);
+                }
+                self.total_invalidated += placed.invalidated;
+                let kept = placed.kept.iter().map(Vec::as_slice);
+                if !keep_items(&mut self.table, &mut self.dropped_items, id, kept) {
+                    self.approximate(id, "reads the key table did not keep");
+                }
+            }
+        }
+    }
+
     /// Remembers reads the server remembered (queued ones, once EXEC ran them).
     fn remember(&mut self, id: u64, keys: &[Vec<u8>]) {
         let items = keys.iter().map(Vec::as_slice);
@@ -933,6 +1082,9 @@ impl State {
     }
 
     fn invalidate(&mut self, event: &[u8], key: &[u8]) {
+        if self.exec.is_some() {
+            self.note_exec_event(Some(key));
+        }
         let current = CURRENT.load(Relaxed);
         // An expiry or eviction may run inside the current command (lazily) or outside any
         // (active expiry, current_client NULL): NOLOOP skips only the former.
@@ -1116,6 +1268,9 @@ impl State {
     }
 
     fn flush(&mut self) {
+        if self.exec.is_some() {
+            self.note_exec_event(None);
+        }
         self.table.flush();
         // Both tables are empty now: nothing the mirror held can be wrong any more.
         self.unsure = HashSet::new();
@@ -1306,7 +1461,7 @@ impl State {
         }
     }
 
-    fn apply(&mut self, id: u64, mirror: Mirror, since_ms: i64, reads: &[Vec<u8>]) {
+    fn apply(&mut self, id: u64, mirror: Mirror, since_ms: i64, reads: &[(u64, Vec<u8>)]) {
         if ffi::client_flags(id).is_none() {
             return; // gone meanwhile
         }
@@ -1321,7 +1476,8 @@ impl State {
         c.since_ms = since_ms;
         self.bcast_dirty = true;
         if !reads.is_empty() {
-            self.remember(id, reads);
+            let keys: Vec<Vec<u8>> = reads.iter().map(|(_, k)| k.clone()).collect();
+            self.remember(id, &keys);
             // EXEC ran them, but the module cannot tell whether each did.
             self.approximate(id, "reads inside EXEC");
         }
@@ -1399,6 +1555,7 @@ impl State {
         self.apply_reads();
         if !in_exec {
             self.resolve();
+            self.resolve_exec();
         }
     }
 
@@ -1444,7 +1601,7 @@ impl State {
             p.ops
                 .iter()
                 .enumerate()
-                .filter(|(_, o)| !matches!(o, Op::Read(_)))
+                .filter(|(_, o)| !matches!(o, Op::Read(..)))
                 .nth(n - 1)?
                 .0
                 + 1
@@ -1621,8 +1778,9 @@ struct Replayed {
     since_ms: i64,
     expect: Counts,
     failed: Option<Counts>,
-    /// Keys of queued reads the server remembers, given the state when each ran.
-    reads: Vec<Vec<u8>>,
+    /// Keys of queued reads the server remembers, given the state when each ran, with the
+    /// reads' places in the transaction.
+    reads: Vec<(u64, Vec<u8>)>,
 }
 
 /// Whether tracking.c remembers a read for a client in this state: tracking on, not BCAST, and
@@ -1700,10 +1858,10 @@ fn replay_ops(
                     Mirror::Partial => r.failed = None,
                 }
             }
-            Op::Read(keys) => {
+            Op::Read(at, keys) => {
                 if let Mirror::Exact(s) = &r.mirror {
                     if read_is_remembered(s) {
-                        r.reads.extend(keys.iter().cloned());
+                        r.reads.extend(keys.iter().map(|k| (*at, k.clone())));
                     }
                 }
             }
@@ -1816,10 +1974,10 @@ mod tests {
     #[test]
     fn queued_reads_count_with_the_caching_state_at_their_place() {
         let mut ops = ops(&["tracking on optin", "caching yes"]);
-        ops.insert(1, Op::Read(vec![b"before".to_vec()]));
-        ops.push(Op::Read(vec![b"after".to_vec()]));
+        ops.insert(1, Op::Read(1, vec![b"before".to_vec()]));
+        ops.push(Op::Read(3, vec![b"after".to_vec()]));
         let r = replay_ops(&off(), -1, &ops, &|_| false, 1);
-        assert_eq!(r.reads, [b"after".to_vec()]);
+        assert_eq!(r.reads, [(3, b"after".to_vec())]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod observe;
 pub mod reply;
 pub mod rules;
+pub mod transaction;
 pub mod version;
 
 // Unit tests run with the system allocator: the module (and its allocator) exists only in the

@@ -1030,7 +1030,8 @@ impl State {
             }
             transaction::Outcome::Ran => {
                 let c = self.registry.get_mut(id);
-                let noloop = matches!(&c.mirror, Mirror::Exact(s) if s.flags.contains(Flags::NOLOOP));
+                let noloop =
+                    matches!(&c.mirror, Mirror::Exact(s) if s.flags.contains(Flags::NOLOOP));
                 let placed = transaction::place(&w.reads, &w.events, w.queued, noloop);
                 let a = &mut c.acct;
                 a.reads += w.reads.len() as u64;

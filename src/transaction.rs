@@ -128,7 +128,9 @@ mod tests {
     }
 
     fn reads(list: &[(u64, &str)]) -> Vec<(u64, Vec<u8>)> {
-        list.iter().map(|(p, k)| (*p, k.as_bytes().to_vec())).collect()
+        list.iter()
+            .map(|(p, k)| (*p, k.as_bytes().to_vec()))
+            .collect()
     }
 
     fn kept(p: &Placed) -> Vec<String> {

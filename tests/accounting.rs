@@ -3,8 +3,9 @@
 //! A seeded random walk over a small key space. Six tracking clients read (GET, MGET, EXISTS,
 //! STRLEN; OPTIN and OPTOUT with and without CLIENT CACHING). A writer and the tracking clients
 //! themselves write (SET, MSET, DEL, INCR, PEXPIRE, EXPIRE, RENAME; with and without NOLOOP).
-//! Keys expire, databases are flushed, tracking is switched off and on, and now and then reads
-//! and writes run inside MULTI/EXEC or EVAL. Three tracking clients are RESP3 and receive their
+//! Keys expire, databases are flushed, tracking is switched off and on, reads and writes run
+//! inside transactions of every outcome (EXEC that runs, WATCH that fails or not, EXECABORT,
+//! DISCARD), and now and then inside EVAL. Three tracking clients are RESP3 and receive their
 //! own `>` pushes; three are RESP2 and redirect to a subscribed connection of their own. Every
 //! message is read and counted.
 //!
@@ -27,7 +28,7 @@
 //! then arrives must equal the `tracked-keys` read just before, and (for non-BCAST clients whose
 //! counters are exact) the keys `TRACKINFO.KEYS <id> COUNT 0` listed just before. Clients that say `approximate`
 //! are not checked, but on Redis 7.2+ and Valkey at least half of all checks must find `exact`:
-//! MULTI and EVAL are rare, and the plain workload must be counted exactly. On Redis 7.0 the
+//! EVAL is rare, and the plain workload and transactions must be counted exactly. On Redis 7.0 the
 //! module cannot tell who sent a command: it must say `approximate`, with -1 counters.
 //!
 //! The walk keeps its own model of the server's tracking table (tracking.c: keys are remembered
@@ -262,6 +263,28 @@ impl Op {
     }
 }
 
+/// How a transaction of the walk ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Runs,
+    WatchedChanged,
+    WatchedUnchanged,
+    Aborted,
+    Discarded,
+}
+
+impl Outcome {
+    fn kind(self) -> &'static str {
+        match self {
+            Outcome::Runs => "multi/exec",
+            Outcome::WatchedChanged => "multi/exec, watched key changed",
+            Outcome::WatchedUnchanged => "multi/exec, watched key unchanged",
+            Outcome::Aborted => "multi/execabort",
+            Outcome::Discarded => "multi/discard",
+        }
+    }
+}
+
 /// A reply the model predicts.
 #[derive(Clone, Debug, PartialEq)]
 enum Want {
@@ -273,6 +296,8 @@ enum Want {
     List(Vec<Option<String>>),
     Error,
     Exec(Vec<Want>),
+    /// EXEC refused because a watched key changed: a null array.
+    Nil,
 }
 
 fn bulk_of(r: &Resp) -> Option<Option<String>> {
@@ -298,6 +323,7 @@ fn matches(want: &Want, got: &Resp) -> bool {
                     .all(|(w, r)| bulk_of(r).as_ref() == Some(w))
         }
         (Want::Error, r) => r.is_error(),
+        (Want::Nil, Resp::NilArray | Resp::Null) => true,
         (Want::Exec(ws), Resp::Array(items)) => {
             ws.len() == items.len() && ws.iter().zip(items).all(|(w, r)| matches(w, r))
         }
@@ -1294,10 +1320,11 @@ impl<'s> Walk<'s> {
                 let i = self.rng.below(TRACKERS);
                 self.write(Who::Tracker(i))
             }
-            850..=929 => self.switch(),
-            930..=954 => self.flush(),
+            850..=909 => self.switch(),
+            910..=929 => self.flush(),
+            // The module must stay exact through every transaction outcome.
+            930..=959 => self.multi(),
             // Rare: the module may go approximate for a client that runs these.
-            955..=959 => self.multi(),
             960..=964 => self.eval(),
             965..=974 => self.active_expiry(),
             975..=977 => self.dropped_step(),
@@ -1556,27 +1583,70 @@ impl<'s> Walk<'s> {
         self.tracking_on(i)
     }
 
+    /// A transaction of reads and writes, with each outcome EXEC can have: it runs; a WATCHed
+    /// key changed, or did not; a queuing error aborts it (EXECABORT); DISCARD. The module must
+    /// stay exact through all of them (issue 12): only what EXEC ran counts.
     fn multi(&mut self) -> Result<(), Failure> {
-        self.kind("multi/exec");
         let i = self.rng.below(TRACKERS);
-        self.model.exotic_step(i);
+        let outcome = match self.rng.below(10) {
+            0..=3 => Outcome::Runs,
+            4..=5 => Outcome::WatchedChanged,
+            6 => Outcome::WatchedUnchanged,
+            7..=8 => Outcome::Aborted,
+            _ => Outcome::Discarded,
+        };
+        self.kind(outcome.kind());
         self.model.begin(now_ms());
+        if matches!(outcome, Outcome::WatchedChanged | Outcome::WatchedUnchanged) {
+            // Not a key that is due to expire: EXEC fails when a watched key expires too.
+            let due = self.model.due();
+            let free: Vec<usize> = (0..KEY_SPACE).filter(|k| !due.contains(k)).collect();
+            if free.is_empty() {
+                return Ok(());
+            }
+            let w = free[self.rng.below(free.len())];
+            self.model.after_command(Some(i));
+            self.run(Who::Tracker(i), vec![(argv(&["WATCH", &key(w)]), Want::Ok)])?;
+            if outcome == Outcome::WatchedChanged {
+                let mut cmds = Vec::new();
+                let op = Op::Set(w, Value::Int(self.rng.below(100) as i64));
+                self.push_op(Who::Writer, &op, &mut cmds);
+                self.run(Who::Writer, cmds)?;
+            }
+            self.model.begin(now_ms());
+        }
+        let runs = matches!(outcome, Outcome::Runs | Outcome::WatchedUnchanged);
         let mut cmds = Vec::new();
         // A CACHING window opened before MULTI covers the whole transaction.
         self.caching_prefix(i, &mut cmds);
         cmds.push((argv(&["MULTI"]), Want::Ok));
         let mut wants = Vec::new();
-        for _ in 0..2 + self.rng.below(3) {
+        let n = 2 + self.rng.below(3);
+        let abort_at = self.rng.below(n + 1);
+        for j in 0..n {
+            if outcome == Outcome::Aborted && j == abort_at {
+                cmds.push((argv(&["NOSUCHCOMMAND", "x"]), Want::Error));
+            }
             let op = if self.rng.chance(65) {
                 self.read_op()
             } else {
                 self.write_op(false)
             };
-            wants.push(self.model.exec(Some(i), &op));
+            if runs {
+                wants.push(self.model.exec(Some(i), &op));
+            }
             cmds.push((op.argv(), Want::Queued));
         }
+        if outcome == Outcome::Aborted && abort_at == n {
+            cmds.push((argv(&["NOSUCHCOMMAND", "x"]), Want::Error));
+        }
         self.model.after_command(Some(i));
-        cmds.push((argv(&["EXEC"]), Want::Exec(wants)));
+        cmds.push(match outcome {
+            Outcome::Runs | Outcome::WatchedUnchanged => (argv(&["EXEC"]), Want::Exec(wants)),
+            Outcome::WatchedChanged => (argv(&["EXEC"]), Want::Nil),
+            Outcome::Aborted => (argv(&["EXEC"]), Want::Error),
+            Outcome::Discarded => (argv(&["DISCARD"]), Want::Ok),
+        });
         self.run(Who::Tracker(i), cmds)
     }
 
@@ -2129,6 +2199,16 @@ fn kind(error: &str) -> String {
     out
 }
 
+/// How many clients the module marked approximate, by the cause its log gives.
+fn approximate_causes(server: &Server) -> BTreeMap<String, usize> {
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    let mut causes = BTreeMap::new();
+    for cause in log.lines().filter_map(|l| l.split("from now on: ").nth(1)) {
+        *causes.entry(cause.to_string()).or_default() += 1;
+    }
+    causes
+}
+
 fn walk(server: &Server, seed: u64, steps: usize, keep_going: bool) -> Result<(), String> {
     println!("seed {seed}, {steps} steps on {}", server.describe());
     let started = Instant::now();
@@ -2138,6 +2218,8 @@ fn walk(server: &Server, seed: u64, steps: usize, keep_going: bool) -> Result<()
             .unwrap_or_else(|_| panic!("TRACKINFO_FUZZ_CHECK_EVERY={s} is not a number")),
         _ => CHECK_EVERY,
     };
+    // The module says why a client's counters went approximate at verbose level.
+    server.conn().ok(&["CONFIG", "SET", "loglevel", "verbose"]);
     let mut w = Walk::new(server, seed, keep_going)?;
     let outcome = (|| {
         for step in 1..=steps {
@@ -2195,6 +2277,10 @@ fn walk(server: &Server, seed: u64, steps: usize, keep_going: bool) -> Result<()
         s.reconnects,
         s.dropped_checks,
         s.keys_listings,
+    );
+    println!(
+        "  why counters went approximate: {:?}",
+        approximate_causes(server)
     );
     let mut out = String::new();
     if !w.mismatches.is_empty() {

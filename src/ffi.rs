@@ -195,6 +195,15 @@ unsafe extern "C" fn on_event_loop(
     }
 }
 
+unsafe extern "C" fn on_cron_loop(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    _subevent: u64,
+    _data: *mut c_void,
+) {
+    guard("cron event", hooks::on_cron_loop);
+}
+
 /// Registers the command filter and the disconnect event. Both go away with the module.
 pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
     // SAFETY: ctx is the OnLoad context; the callbacks are 'static functions of this library,
@@ -230,6 +239,13 @@ pub fn register_hooks(ctx: &Context) -> Result<(), &'static str> {
         };
         if sub(ctx.ctx, event_loop, Some(on_event_loop)) != raw::REDISMODULE_OK as c_int {
             return Err("could not subscribe to event-loop events");
+        }
+        let cron = raw::RedisModuleEvent {
+            id: raw::REDISMODULE_EVENT_CRON_LOOP,
+            dataver: 1,
+        };
+        if sub(ctx.ctx, cron, Some(on_cron_loop)) != raw::REDISMODULE_OK as c_int {
+            return Err("could not subscribe to cron events");
         }
     }
     // Keyspace events are subscribed to only once they matter (hooks::sync_gates), and, where

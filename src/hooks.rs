@@ -231,6 +231,40 @@ pub struct State {
     all_unsure: bool,
     /// An EXEC of queued reads, until the server's counter says what it did.
     exec: Option<ExecWatch>,
+    /// Expiries and evictions the running command may or may not have made, until the server's
+    /// counter says (`place_unplaced`).
+    unplaced: Vec<Unplaced>,
+    /// Reads of the command that ran whose key an expiry after it removed again: not kept.
+    unkept: Vec<(u64, Vec<u8>)>,
+}
+
+/// Where an expiry or eviction falls with respect to the running command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Inside it (or it does not matter which): from its client, before its reads were kept.
+    Inside,
+    /// After it: from no client.
+    After,
+    /// Noted, to be placed once the command is over.
+    Deferred,
+    Unknown,
+}
+
+/// An expiry or eviction of a key while a command ran or after it: inside the command (a lazy
+/// expiry, an eviction before it ran) it came before the command's reads were remembered and,
+/// for NOLOOP, from that command's client; after it (the cron's or before-sleep's active expiry,
+/// an eviction timer) it came from no client, and after the reads. `total_commands_processed`
+/// tells which: the command is counted when it ends (server.c call()).
+#[derive(Debug)]
+struct Unplaced {
+    key: Vec<u8>,
+    /// `total_commands_processed` when it happened.
+    count: u64,
+    at_ms: i64,
+    /// Clients whose reads by the running command include the key.
+    readers: Vec<u64>,
+    /// The running command's client, NOLOOP, holding the key: skipped if inside its command.
+    noloop_holder: Option<u64>,
 }
 
 /// An EXEC whose queued reads the server remembers if it runs them (transaction.rs).
@@ -361,6 +395,8 @@ pub fn install(
         unsure: HashSet::new(),
         all_unsure: false,
         exec: None,
+        unplaced: Vec::new(),
+        unkept: Vec::new(),
     };
     if exact {
         for &id in tracking {
@@ -490,7 +526,10 @@ fn sync_gates(st: &mut State) {
             || st.exec.is_some(),
         Relaxed,
     );
-    GATE_READS.store(!st.after_command.is_empty(), Relaxed);
+    GATE_READS.store(
+        !st.after_command.is_empty() || !st.unplaced.is_empty(),
+        Relaxed,
+    );
     if GATE_KEYS.load(Relaxed) && !ffi::keyspace_events(true) {
         // Writes can no longer be seen: nothing per key can be counted.
         log_warning("trackinfo: could not subscribe to keyspace events; counters are approximate");
@@ -654,13 +693,29 @@ pub fn on_before_sleep() {
     if !GATE_KEYS.load(Relaxed) && ffi::keyspace_events_can_stop() {
         ffi::keyspace_events(false);
     }
-    if GATE_KEYS.load(Relaxed) {
+    if GATE_KEYS.load(Relaxed) || GATE_READS.load(Relaxed) {
         with_state(|st| {
             st.resolve_exec();
             st.apply_reads();
             st.broadcast();
         });
     }
+    // Until the next command, changes come from no client (the fast expiry cycle has run).
+    CURRENT.store(0, Relaxed);
+    WRITER.store(0, Relaxed);
+}
+
+/// The server's cron has run, its active expiry cycle included: the last command is over, and
+/// until the next one no client is the server's current one.
+pub fn on_cron_loop() {
+    if GATE_READS.load(Relaxed) || GATE_PENDING.load(Relaxed) {
+        with_state(|st| {
+            st.resolve_exec();
+            st.apply_reads();
+        });
+    }
+    CURRENT.store(0, Relaxed);
+    WRITER.store(0, Relaxed);
 }
 
 pub fn on_after_sleep() {
@@ -921,6 +976,7 @@ impl State {
 
     /// Remembers the reads of commands that have run.
     fn apply_reads(&mut self) {
+        self.place_unplaced();
         if self.after_command.is_empty() {
             return;
         }
@@ -939,14 +995,104 @@ impl State {
                     doubts.push((r.id, "a read the server may have refused"));
                 }
             }
-            let keys = self.read_keys.slice(r.keys);
+            let unkept = &self.unkept;
+            let keys = self
+                .read_keys
+                .slice(r.keys)
+                .filter(|k| !unkept.iter().any(|(id, u)| *id == r.id && u == k));
             if !keep_items(&mut self.table, &mut self.dropped_items, r.id, keys) {
                 doubts.push((r.id, "reads the key table did not keep"));
             }
         }
         self.read_keys.clear();
+        self.unkept.clear();
         for (id, why) in doubts {
             self.approximate(id, why);
+        }
+    }
+
+    /// Where an expiry or eviction of `key` falls: inside the running command or after it. A
+    /// watched EXEC's counter says at once; otherwise it is noted with the server's counter if
+    /// it matters (a read of the running command, or its NOLOOP client holding the key) and
+    /// placed once the command is over.
+    fn place_or_defer(&mut self, key: &[u8], current: u64) -> Placement {
+        if let Some(w) = &self.exec {
+            // EXEC counts once it ends; its commands run at base + 0.. base + queued - 1.
+            return match ffi::commands_processed().and_then(|n| n.checked_sub(w.base)) {
+                Some(pos) if pos <= w.queued => Placement::Inside,
+                Some(_) => Placement::After,
+                None => Placement::Unknown,
+            };
+        }
+        let mut readers: Vec<u64> = Vec::new();
+        for r in &self.after_command {
+            if !readers.contains(&r.id) && self.read_keys.slice(r.keys.clone()).any(|k| k == key) {
+                readers.push(r.id);
+            }
+        }
+        let noloop_holder = (current != 0
+            && self.table.holds(current, key)
+            && matches!(
+                self.registry.get(current),
+                Some(Client { mirror: Mirror::Exact(s), .. })
+                    if s.is_on() && s.flags.contains(Flags::NOLOOP) && !s.flags.contains(Flags::BCAST)
+            ))
+        .then_some(current);
+        if readers.is_empty() && noloop_holder.is_none() {
+            return Placement::Inside; // nothing depends on it
+        }
+        let Some(count) = ffi::commands_processed() else {
+            for id in readers {
+                self.approximate(id, "an expiry of a key it was reading");
+            }
+            return Placement::Unknown;
+        };
+        self.unplaced.push(Unplaced {
+            key: key.to_vec(),
+            count,
+            at_ms: ffi::now_ms(),
+            readers,
+            noloop_holder,
+        });
+        Placement::Deferred
+    }
+
+    /// Places the noted expiries and evictions, now that the command that ran then is over:
+    /// the counter has grown by one since (it was inside it) or not at all (after it).
+    fn place_unplaced(&mut self) {
+        if self.unplaced.is_empty() {
+            return;
+        }
+        let now = ffi::commands_processed();
+        for u in std::mem::take(&mut self.unplaced) {
+            match now.and_then(|n| n.checked_sub(u.count)) {
+                // Inside the command: before its reads were remembered, and NOLOOP skipped
+                // its client, as assumed when it came.
+                Some(1) => {}
+                // After it, from no client: the reads were remembered already, and NOLOOP
+                // skips nobody.
+                Some(0) => {
+                    for &id in &u.readers {
+                        self.unkept.push((id, u.key.clone()));
+                    }
+                    for id in u.readers.into_iter().chain(u.noloop_holder) {
+                        let Some(c) = self.registry.find_mut(id) else {
+                            continue;
+                        };
+                        c.acct.invalidated += 1;
+                        c.acct.last_ms = c.acct.last_ms.max(u.at_ms);
+                        self.total_invalidated += 1;
+                    }
+                }
+                _ => {
+                    for id in u.readers {
+                        self.approximate(id, "an expiry of a key it was reading");
+                    }
+                    if let Some(id) = u.noloop_holder {
+                        self.approximate(id, "an expiry that NOLOOP may or may not skip");
+                    }
+                }
+            }
         }
     }
 
@@ -1099,19 +1245,13 @@ impl State {
                 .filter(|&w| w != 0);
             self.note_bcast_write(key, writer, unsure_writer);
         }
-        if unplaced {
-            // An expiry inside the reading command comes before the server remembers the key;
-            // one after it (active expiry) comes after: the module cannot tell which this is.
-            let unsure: Vec<u64> = self
-                .after_command
-                .iter()
-                .filter(|r| self.read_keys.slice(r.keys.clone()).any(|k| k == key))
-                .map(|r| r.id)
-                .collect();
-            for id in unsure {
-                self.approximate(id, "an expiry of a key it was reading");
-            }
-        }
+        // Placed now inside a watched EXEC, else once the running command is known to have
+        // ended (`place_unplaced`).
+        let placement = if unplaced {
+            self.place_or_defer(key, current)
+        } else {
+            Placement::Inside
+        };
         let Some(ids) = self.table.invalidate(key) else {
             return;
         };
@@ -1127,11 +1267,17 @@ impl State {
                 continue;
             }
             if s.flags.contains(Flags::NOLOOP) && id == current {
-                if unplaced && !c.acct.approximate {
-                    c.acct.approximate = true;
-                    note_approximate(id, "an expiry that NOLOOP may or may not skip");
+                match placement {
+                    Placement::Inside | Placement::Deferred => continue,
+                    Placement::After => {}
+                    Placement::Unknown => {
+                        if !c.acct.approximate {
+                            c.acct.approximate = true;
+                            note_approximate(id, "an expiry that NOLOOP may or may not skip");
+                        }
+                        continue;
+                    }
                 }
-                continue;
             }
             c.acct.invalidated += 1;
             c.acct.last_ms = now;

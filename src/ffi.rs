@@ -413,6 +413,14 @@ pub fn commands_processed() -> Option<u64> {
     u64::try_from(crate::rules::parse_i64(&v)?).ok()
 }
 
+/// INFO persistence `rdb_changes_since_last_save`: the server's count of changes to the data
+/// (server.dirty), reset by a save.
+pub fn server_dirty() -> Option<u64> {
+    let v = info_fields("persistence", &["rdb_changes_since_last_save"])?;
+    let v = v.into_iter().next().flatten()?;
+    u64::try_from(crate::rules::parse_i64(&v)?).ok()
+}
+
 /// `calls` and `failed_calls` of commands from INFO commandstats; a command never called has none.
 pub fn command_stats(names: &[&str]) -> Option<Vec<CallStats>> {
     let fields: Vec<String> = names.iter().map(|n| format!("cmdstat_{n}")).collect();

@@ -236,6 +236,20 @@ pub struct State {
     unplaced: Vec<Unplaced>,
     /// Reads of the command that ran whose key an expiry after it removed again: not kept.
     unkept: Vec<(u64, Vec<u8>)>,
+    /// A command that may change a tracked key without a keyspace event, until the server's
+    /// change counter says whether it did (`resolve_unseen_write`).
+    unseen: Option<UnseenWrite>,
+}
+
+/// A command that may write `key` unseen, sent by `client`.
+#[derive(Debug)]
+struct UnseenWrite {
+    key: Vec<u8>,
+    client: u64,
+    /// INFO persistence `rdb_changes_since_last_save` before it ran (server.dirty).
+    dirty: u64,
+    /// A keyspace event named the key meanwhile: the change was seen.
+    seen: bool,
 }
 
 /// Where an expiry or eviction falls with respect to the running command.
@@ -397,6 +411,7 @@ pub fn install(
         exec: None,
         unplaced: Vec::new(),
         unkept: Vec::new(),
+        unseen: None,
     };
     if exact {
         for &id in tracking {
@@ -527,7 +542,7 @@ fn sync_gates(st: &mut State) {
         Relaxed,
     );
     GATE_READS.store(
-        !st.after_command.is_empty() || !st.unplaced.is_empty(),
+        !st.after_command.is_empty() || !st.unplaced.is_empty() || st.unseen.is_some(),
         Relaxed,
     );
     if GATE_KEYS.load(Relaxed) && !ffi::keyspace_events(true) {
@@ -550,6 +565,31 @@ fn sync_gates(st: &mut State) {
 /// it does not allocate or lock, and looks at most one thing up (and nothing when no client
 /// has state).
 pub fn on_command<C: Command>(cmd: &C) {
+    filter_command(cmd);
+    // A command that may change a tracked key without a keyspace event (checked only while
+    // the table holds something, and by the name's length first).
+    if GATE_KEYS.load(Relaxed) && cmd.argc() >= 2 {
+        let name = cmd.arg(0);
+        if writes_unseen(name, cmd.argc()) {
+            let id = cmd.client_id();
+            with_state(|st| st.watch_unseen_write(cmd.arg(1), id));
+        }
+    }
+}
+
+/// Commands that can change a key and invalidate it with no keyspace event (the servers'
+/// src/*.c: signalModifiedKey without notifyKeyspaceEvent): PFCOUNT of one key stores the
+/// cardinality it computed when its cached one is stale (hyperloglog.c); HMGET on Redis 8 can
+/// expire a hash's last field, and so the hash (t_hash.c).
+fn writes_unseen(name: &[u8], argc: usize) -> bool {
+    match name.len() {
+        7 => argc == 2 && name.eq_ignore_ascii_case(b"pfcount"),
+        5 => argc >= 3 && name.eq_ignore_ascii_case(b"hmget"),
+        _ => false,
+    }
+}
+
+fn filter_command<C: Command>(cmd: &C) {
     // The previous command has run: its reads, if any, are remembered now, before anything else
     // (in the same borrow of the state as this command's work, where there is some).
     let reads = GATE_READS.load(Relaxed);
@@ -686,7 +726,6 @@ pub fn on_disconnect(id: u64) {
 /// The event loop is about to sleep: the server sends this cycle's BCAST messages, one per
 /// prefix per client (tracking.c trackingBroadcastInvalidationMessages).
 pub fn on_before_sleep() {
-    IN_SLEEP_WINDOW.store(true, Relaxed);
     CYCLE.fetch_add(1, Relaxed);
     // Nothing per key to keep: stop the server calling the module on every write (here, where
     // the server is not walking its list of keyspace subscribers).
@@ -695,11 +734,13 @@ pub fn on_before_sleep() {
     }
     if GATE_KEYS.load(Relaxed) || GATE_READS.load(Relaxed) {
         with_state(|st| {
+            // What the last command did: it belongs to this cycle's messages.
             st.resolve_exec();
             st.apply_reads();
             st.broadcast();
         });
     }
+    IN_SLEEP_WINDOW.store(true, Relaxed);
     // Until the next command, changes come from no client (the fast expiry cycle has run).
     CURRENT.store(0, Relaxed);
     WRITER.store(0, Relaxed);
@@ -976,6 +1017,9 @@ impl State {
 
     /// Remembers the reads of commands that have run.
     fn apply_reads(&mut self) {
+        // In the order the server made them: the command's unseen write, then its expiries,
+        // then (after it) its reads.
+        self.resolve_unseen_write();
         self.place_unplaced();
         if self.after_command.is_empty() {
             return;
@@ -1008,6 +1052,78 @@ impl State {
         self.unkept.clear();
         for (id, why) in doubts {
             self.approximate(id, why);
+        }
+    }
+
+    /// Watches a command that may change `key` without a keyspace event, if anyone would be
+    /// sent an invalidation for it.
+    fn watch_unseen_write(&mut self, key: &[u8], client: u64) {
+        self.resolve_unseen_write();
+        let bcast = self.bcast_prefixes.iter().any(|p| key.starts_with(p));
+        if !bcast && self.table.invalidate_would_reach(key).is_none() {
+            return;
+        }
+        match ffi::server_dirty() {
+            Some(dirty) => {
+                self.unseen = Some(UnseenWrite {
+                    key: key.to_vec(),
+                    client,
+                    dirty,
+                    seen: false,
+                })
+            }
+            None => self.doubt_key(key, "a write the server's counters cannot confirm"),
+        }
+    }
+
+    /// Once the watched command has run: if the server counted a change no keyspace event
+    /// named, it is the key's invalidation, made by that command's client before its own read
+    /// of the key was remembered.
+    fn resolve_unseen_write(&mut self) {
+        let Some(u) = self.unseen.take() else {
+            return;
+        };
+        if u.seen {
+            return; // its keyspace events said everything
+        }
+        match ffi::server_dirty().map(|now| now.checked_sub(u.dirty)) {
+            Some(Some(0)) => {}
+            Some(Some(1)) => {
+                let (current, writer) = (CURRENT.load(Relaxed), WRITER.load(Relaxed));
+                let by = if self.registry.contains(u.client) {
+                    u.client
+                } else {
+                    0
+                };
+                CURRENT.store(by, Relaxed);
+                WRITER.store(by, Relaxed);
+                self.invalidate(b"unseen", &u.key);
+                CURRENT.store(current, Relaxed);
+                WRITER.store(writer, Relaxed);
+            }
+            _ => self.doubt_key(&u.key, "a write the server's counters cannot confirm"),
+        }
+    }
+
+    /// Marks approximate every client an invalidation of `key` may have reached.
+    fn doubt_key(&mut self, key: &[u8], why: &str) {
+        let mut ids: Vec<u64> = self
+            .table
+            .invalidate_would_reach(key)
+            .map(|ids| ids.iter().collect())
+            .unwrap_or_default();
+        for (id, prefixes) in &self.bcast {
+            if prefixes
+                .iter()
+                .any(|&i| key.starts_with(&self.bcast_prefixes[i]))
+            {
+                ids.push(*id);
+            }
+        }
+        for id in ids {
+            if self.registry.contains(id) {
+                self.approximate(id, why);
+            }
         }
     }
 
@@ -1229,6 +1345,9 @@ impl State {
     }
 
     fn invalidate(&mut self, event: &[u8], key: &[u8]) {
+        if let Some(u) = self.unseen.as_mut() {
+            u.seen |= u.key == key;
+        }
         if self.exec.is_some() {
             self.note_exec_event(Some(key));
         }

@@ -256,6 +256,11 @@ impl KeyTable {
         true
     }
 
+    /// The ids an invalidation of `key` would reach now, if any.
+    pub fn invalidate_would_reach(&self, key: &[u8]) -> Option<&Ids> {
+        self.keys.get(key)
+    }
+
     /// Whether (key, id) is held.
     pub fn holds(&self, id: u64, key: &[u8]) -> bool {
         self.keys.get(key).is_some_and(|ids| ids.contains(id))

@@ -22,7 +22,7 @@ use crate::keys::{KeyHasher, KeyList, KeyName, KeyTable};
 use crate::observe::{CallStats, Listed};
 use crate::reply::{Fidelity, View};
 use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
-use crate::transaction;
+use crate::{doubts, transaction};
 
 /// The filter's gates, read without a lock: is any client's state kept, is anything pending.
 static GATE_CLIENTS: AtomicBool = AtomicBool::new(false);
@@ -961,10 +961,7 @@ impl State {
         }
         if self.is_pending(root) {
             // Its tracking is changing in this very EXEC: the state the read meets is unknown.
-            self.approximate(
-                root,
-                "a script read while its tracking changed in the same EXEC",
-            );
+            self.approximate(root, doubts::SCRIPT_READ_WHILE_TRACKING_CHANGED);
             return;
         }
         // Executed now, whatever the root's MULTI flag says during EXEC.
@@ -1003,7 +1000,7 @@ impl State {
             // A RESP2 client in Pub/Sub mode is refused reads; the module does not know the
             // protocol here. (Unless the arity check refuses it first.)
             if collect_keys(cmd, info, &mut KeyList::default()) {
-                self.approximate(id, "a read in Pub/Sub mode");
+                self.approximate(id, doubts::PUBSUB_READ);
             }
             return;
         }
@@ -1036,7 +1033,7 @@ impl State {
                 }
                 self.registry.get_mut(r.id).acct.reads += r.keys.len() as u64;
                 if refused.is_none() {
-                    doubts.push((r.id, "a read the server may have refused"));
+                    doubts.push((r.id, doubts::CLUSTER_REFUSAL_UNKNOWN));
                 }
             }
             let unkept = &self.unkept;
@@ -1045,7 +1042,7 @@ impl State {
                 .slice(r.keys)
                 .filter(|k| !unkept.iter().any(|(id, u)| *id == r.id && u == k));
             if !keep_items(&mut self.table, &mut self.dropped_items, r.id, keys) {
-                doubts.push((r.id, "reads the key table did not keep"));
+                doubts.push((r.id, doubts::TABLE_DID_NOT_KEEP));
             }
         }
         self.read_keys.clear();
@@ -1072,7 +1069,7 @@ impl State {
                     seen: false,
                 })
             }
-            None => self.doubt_key(key, "a write the server's counters cannot confirm"),
+            None => self.doubt_key(key, doubts::UNSEEN_WRITE_UNCONFIRMED),
         }
     }
 
@@ -1101,7 +1098,7 @@ impl State {
                 CURRENT.store(current, Relaxed);
                 WRITER.store(writer, Relaxed);
             }
-            _ => self.doubt_key(&u.key, "a write the server's counters cannot confirm"),
+            _ => self.doubt_key(&u.key, doubts::UNSEEN_WRITE_UNCONFIRMED),
         }
     }
 
@@ -1159,7 +1156,7 @@ impl State {
         }
         let Some(count) = ffi::commands_processed() else {
             for id in readers {
-                self.approximate(id, "an expiry of a key it was reading");
+                self.approximate(id, doubts::EXPIRY_OF_READ_UNPLACED);
             }
             return Placement::Unknown;
         };
@@ -1202,10 +1199,10 @@ impl State {
                 }
                 _ => {
                     for id in u.readers {
-                        self.approximate(id, "an expiry of a key it was reading");
+                        self.approximate(id, doubts::EXPIRY_OF_READ_UNPLACED);
                     }
                     if let Some(id) = u.noloop_holder {
-                        self.approximate(id, "an expiry that NOLOOP may or may not skip");
+                        self.approximate(id, doubts::EXPIRY_NOLOOP_UNPLACED);
                     }
                 }
             }
@@ -1223,7 +1220,7 @@ impl State {
         let Some(base) = ffi::commands_processed() else {
             let keys: Vec<Vec<u8>> = r.reads.into_iter().map(|(_, k)| k).collect();
             self.remember(id, &keys);
-            self.approximate(id, "reads inside EXEC with no counter to confirm it ran");
+            self.approximate(id, doubts::EXEC_NO_COUNTER);
             return;
         };
         let read_keys = r.reads.iter().map(|(_, k)| k.clone()).collect();
@@ -1288,7 +1285,7 @@ impl State {
         match outcome {
             transaction::Outcome::Refused => {}
             transaction::Outcome::Unknown => {
-                self.approximate(id, "an EXEC the server's counters do not confirm");
+                self.approximate(id, doubts::EXEC_UNCONFIRMED);
             }
             transaction::Outcome::Ran => {
                 let c = self.registry.get_mut(id);
@@ -1304,7 +1301,7 @@ impl State {
                 self.total_invalidated += placed.invalidated;
                 let kept = placed.kept.iter().map(Vec::as_slice);
                 if !keep_items(&mut self.table, &mut self.dropped_items, id, kept) {
-                    self.approximate(id, "reads the key table did not keep");
+                    self.approximate(id, doubts::TABLE_DID_NOT_KEEP);
                 }
             }
         }
@@ -1322,7 +1319,7 @@ impl State {
             self.registry.get_mut(id).acct.reads += n;
         }
         if !kept {
-            self.approximate(id, "reads the key table did not keep");
+            self.approximate(id, doubts::TABLE_DID_NOT_KEEP);
         }
     }
 
@@ -1392,7 +1389,7 @@ impl State {
                     Placement::Unknown => {
                         if !c.acct.approximate {
                             c.acct.approximate = true;
-                            note_approximate(id, "an expiry that NOLOOP may or may not skip");
+                            note_approximate(id, doubts::EXPIRY_NOLOOP_UNPLACED);
                         }
                         continue;
                     }
@@ -1479,13 +1476,10 @@ impl State {
         for id in late {
             // Written inside the server's before-sleep work: it may belong to this cycle's
             // messages or to the next one's.
-            self.approximate(id, "a BCAST write inside the server's before-sleep work");
+            self.approximate(id, doubts::BCAST_WRITE_IN_SLEEP);
         }
         for id in unsure {
-            self.approximate(
-                id,
-                "an expiry its own expire command may or may not have made",
-            );
+            self.approximate(id, doubts::OWN_EXPIRE_COMMAND);
         }
     }
 
@@ -1583,7 +1577,7 @@ impl State {
     pub fn mark_all_approximate(&mut self) {
         self.all_unsure = true;
         for id in self.tracking_ids() {
-            self.approximate(id, "the server's tracking table differs from the module's");
+            self.approximate(id, doubts::TABLE_DIFFERS);
         }
     }
 
@@ -1745,7 +1739,7 @@ impl State {
             let keys: Vec<Vec<u8>> = reads.iter().map(|(_, k)| k.clone()).collect();
             self.remember(id, &keys);
             // EXEC ran them, but the module cannot tell whether each did.
-            self.approximate(id, "reads inside EXEC");
+            self.approximate(id, doubts::EXEC_WITH_CLIENT_COMMANDS);
         }
         self.registry.tidy(id);
     }

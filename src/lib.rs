@@ -11,6 +11,7 @@ pub mod clients;
 pub mod cmdtable;
 pub mod commands;
 pub mod config;
+pub mod doubts;
 pub mod errors;
 pub mod fasthash;
 pub mod ffi;

@@ -7,6 +7,8 @@
 //!   inside another client's command) and actively (the server's cron and before-sleep cycles),
 //!   on a server that is also full and evicts under `maxmemory`. Active expiry stays on and
 //!   nothing waits for a deadline, so an expiry lands anywhere around a read.
+//! - A replica whose trackers read keys with a TTL set on its primary is promoted (`REPLICAOF NO
+//!   ONE`), and from then on expires them itself, actively and lazily.
 //! - PFCOUNT stores the cardinality it computed back into the key when the cached one is stale:
 //!   the server invalidates the key for its trackers, with no keyspace event.
 //!
@@ -87,7 +89,10 @@ struct Run<'s> {
     d: String,
     seed: u64,
     rng: Rng,
+    /// Writes (to this server, or to its primary).
     writer: Conn,
+    /// Asks this server's module for its totals.
+    obs: Conn,
     trackers: Vec<Tracker>,
     exact: usize,
     checks: usize,
@@ -109,6 +114,7 @@ impl<'s> Run<'s> {
             seed,
             rng: Rng(seed),
             writer: server.conn_proto(2),
+            obs: server.conn_proto(2),
             trackers: vec![
                 Tracker::open(server, false),
                 Tracker::open(server, true),
@@ -149,7 +155,7 @@ impl<'s> Run<'s> {
             );
         }
         // The module's table against the server's totals, in one reply.
-        let stats = trackinfo_stats(&mut self.writer);
+        let stats = trackinfo_stats(&mut self.obs);
         if stats.get("counters").and_then(Resp::text).as_deref() == Some("exact") {
             assert_eq!(
                 int_of(&stats, "items"),
@@ -296,4 +302,80 @@ fn counters_stay_exact_when_pfcount_stores_its_cardinality() {
         assert!(stored > 0, "no PFCOUNT stored its cardinality on {d}");
         run.finish(&format!("{n} steps, {pfcounts} PFCOUNTs, {stored} stored"));
     });
+}
+
+/// Waits until `f` says yes, for at most `limit`.
+fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn counters_stay_exact_on_a_replica_promoted_while_keys_with_a_ttl_expire() {
+    for bin in common::servers() {
+        let module = common::module_path();
+        let primary = Server::start_with(&bin, Some(&module), &["--repl-diskless-sync-delay", "0"]);
+        let port = primary.port.to_string();
+        let replica = Server::start_with(&bin, Some(&module), &["--replicaof", "127.0.0.1", &port]);
+        let Some(mut run) = Run::start(&replica) else {
+            continue;
+        };
+        let d = run.d.clone();
+        wait_until(Duration::from_secs(20), "the replica's link", || {
+            run.obs
+                .cmd(&["INFO", "replication"])
+                .text()
+                .is_some_and(|t| t.contains("master_link_status:up"))
+        });
+        run.writer = primary.conn_proto(2);
+        let n = steps();
+        let mut promoted = false;
+        for step in 1..=n {
+            if step == n / 2 {
+                // The primary is lost; the replica takes over, and now expires keys itself.
+                run.obs.ok(&["REPLICAOF", "NO", "ONE"]);
+                run.writer = replica.conn_proto(2);
+                promoted = true;
+            }
+            let k = format!("ttl:{}", run.rng.below(KEYS));
+            let ttl = (1 + run.rng.below(30)).to_string();
+            let action = run.rng.below(10);
+            let who = run.rng.below(run.trackers.len());
+            run.note(
+                step,
+                format!("promoted {promoted} action {action} tracker {who} key {k} ttl {ttl}"),
+            );
+            match action {
+                0..=3 => run.writer.ok(&["SET", &k, "v", "PX", &ttl]),
+                _ => {
+                    let r = run.trackers[who].conn.cmd(&["GET", &k]);
+                    assert!(!r.is_error(), "GET on {d}: {r}");
+                }
+            }
+            if run.rng.chance(10) {
+                std::thread::sleep(Duration::from_millis(run.rng.below(4) as u64));
+            }
+            if step == n {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            if step % 50 == 0 || step == n {
+                run.check(step);
+            }
+        }
+        let expired = info_int(&mut run.obs, "stats", "expired_keys");
+        assert!(
+            expired > 0 || common::under_valgrind(),
+            "the promoted replica expired nothing on {d}"
+        );
+        run.finish(&format!(
+            "{n} steps, promoted at {}, {expired} keys expired after",
+            n / 2
+        ));
+    }
 }

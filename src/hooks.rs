@@ -241,11 +241,15 @@ pub struct State {
     unseen: Option<UnseenWrite>,
 }
 
-/// A command that may write `key` unseen, sent by `client`.
+/// A command that may write `key` unseen.
 #[derive(Debug)]
 struct UnseenWrite {
     key: Vec<u8>,
-    client: u64,
+    /// The server's current client then (NOLOOP compares with it) and the writer
+    /// (signalModifiedKey's `c`, which BCAST NOLOOP compares with): the command's client, or
+    /// inside a script the script's caller and the script's own client (0).
+    current: u64,
+    writer: u64,
     /// INFO persistence `rdb_changes_since_last_save` before it ran (server.dirty).
     dirty: u64,
     /// A keyspace event named the key meanwhile: the change was seen.
@@ -1060,11 +1064,18 @@ impl State {
         if !bcast && self.table.invalidate_would_reach(key).is_none() {
             return;
         }
+        if ffi::client_flags(client).is_some_and(|f| f.multi) {
+            // Queued: EXEC runs it with no filter call to tell its write from the others.
+            self.doubt_key(key, doubts::UNSEEN_WRITE_UNCONFIRMED);
+            return;
+        }
         match ffi::server_dirty() {
             Some(dirty) => {
+                let own = self.registry.contains(client).then_some(client);
                 self.unseen = Some(UnseenWrite {
                     key: key.to_vec(),
-                    client,
+                    current: own.unwrap_or(SCRIPT_ROOT.load(Relaxed)),
+                    writer: own.unwrap_or(0),
                     dirty,
                     seen: false,
                 })
@@ -1087,13 +1098,8 @@ impl State {
             Some(Some(0)) => {}
             Some(Some(1)) => {
                 let (current, writer) = (CURRENT.load(Relaxed), WRITER.load(Relaxed));
-                let by = if self.registry.contains(u.client) {
-                    u.client
-                } else {
-                    0
-                };
-                CURRENT.store(by, Relaxed);
-                WRITER.store(by, Relaxed);
+                CURRENT.store(u.current, Relaxed);
+                WRITER.store(u.writer, Relaxed);
                 self.invalidate(b"unseen", &u.key);
                 CURRENT.store(current, Relaxed);
                 WRITER.store(writer, Relaxed);

@@ -265,12 +265,13 @@ fn counters_stay_exact_when_pfcount_stores_its_cardinality() {
         for step in 1..=n {
             let k = format!("hll:{}", run.rng.below(KEYS / 2));
             let e = run.rng.below(40).to_string();
-            let action = run.rng.below(10);
+            let action = run.rng.below(12);
             let who = run.rng.below(run.trackers.len());
             run.note(
                 step,
                 format!("action {action} tracker {who} key {k} element {e}"),
             );
+            const SCRIPT: &str = "return redis.call('pfcount', KEYS[1])";
             let dirty = info_int(
                 &mut run.writer,
                 "persistence",
@@ -283,10 +284,13 @@ fn counters_stay_exact_when_pfcount_stores_its_cardinality() {
                 // PFCOUNT by a client nobody tracks, and by the trackers themselves.
                 4..=5 => run.writer.cmd(&["PFCOUNT", &k]),
                 6..=8 => t.cmd(&["PFCOUNT", &k]),
+                // Inside a script, by a client nobody tracks and by a tracker.
+                9 => run.writer.cmd(&["EVAL", SCRIPT, "1", &k]),
+                10 => t.cmd(&["EVAL", SCRIPT, "1", &k]),
                 _ => t.cmd(&["GET", &k]),
             };
             assert!(!r.is_error(), "action {action} on {d}: {r}");
-            if (4..=8).contains(&action) {
+            if (4..=10).contains(&action) {
                 pfcounts += 1;
                 let now = info_int(
                     &mut run.writer,
@@ -378,4 +382,33 @@ fn counters_stay_exact_on_a_replica_promoted_while_keys_with_a_ttl_expire() {
             n / 2
         ));
     }
+}
+
+#[test]
+fn a_pfcount_queued_in_multi_is_counted_or_doubted_never_missed() {
+    for_each_server(|server| {
+        let Some(mut run) = Run::start(server) else {
+            return;
+        };
+        let d = run.d.clone();
+        for round in 0..20 {
+            run.writer.cmd(&["PFADD", "hll:m", &round.to_string()]);
+            for t in run.trackers.iter_mut() {
+                t.conn.cmd(&["GET", "hll:m"]);
+            }
+            // The cached cardinality is stale: EXEC's PFCOUNT stores it, no keyspace event.
+            run.writer.ok(&["MULTI"]);
+            run.writer.cmd(&["PFCOUNT", "hll:m"]);
+            let r = run.writer.cmd(&["EXEC"]);
+            assert!(r.items().is_some(), "EXEC on {d}: {r}");
+            run.check(round);
+        }
+        // Every tracker held the key at each stored cardinality: the module cannot place the
+        // write among EXEC's commands, so it must say so.
+        assert_eq!(run.exact, 0, "a tracker claimed exact counters on {d}");
+        println!(
+            "{d}: PFCOUNT in MULTI: {} checks, all approximate",
+            run.checks
+        );
+    });
 }

@@ -4,8 +4,10 @@
 //! the server's commands), `rules/` (the server's CLIENT TRACKING
 //! and CACHING rules, replayed), `clients.rs` (per-client state), `keys.rs` (the per-key table),
 //! `hooks.rs` (the filter and
-//! event logic), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`, `errors.rs`,
-//! `version.rs` (the version MODULE LIST shows, from Cargo.toml's).
+//! event logic), `hooks/placement.rs` and `transaction.rs` (where EXEC's commands, expiries,
+//! evictions and unseen writes fall, by the server's counters), `doubts.rs` (every cause of
+//! approximate counters), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`,
+//! `errors.rs`, `version.rs` (the version MODULE LIST shows, from Cargo.toml's).
 
 pub mod clients;
 pub mod cmdtable;

@@ -27,7 +27,8 @@
 //! last one within the step that caused it. At the end every key is written once more, and what
 //! then arrives must equal the `tracked-keys` read just before, and (for non-BCAST clients whose
 //! counters are exact) the keys `TRACKINFO.KEYS <id> COUNT 0` listed just before. Clients that say `approximate`
-//! are not checked, but on Redis 7.2+ and Valkey at least half of all checks must find `exact`:
+//! are not checked, but on Redis 7.2+ and Valkey at least 95% of all checks must find `exact`
+//! (100% in most runs; the rest is Valkey's BCAST NOLOOP `EXPIRE k 0` quirk, docs/design.md):
 //! EVAL is rare, and the plain workload and transactions must be counted exactly. On Redis 7.0 the
 //! module cannot tell who sent a command: it must say `approximate`, with -1 counters.
 //!
@@ -69,7 +70,7 @@ const TRACKERS: usize = 6;
 const CHECK_EVERY: usize = 50;
 const HISTORY: usize = 20;
 /// On Redis 7.2+ and Valkey, at least this share of the checks must find `counters exact`.
-const MIN_EXACT_SHARE: f64 = 0.5;
+const MIN_EXACT_SHARE: f64 = 0.95;
 /// `last-invalidation` may differ from the step's wall-clock window by this much (ms rounding).
 const CLOCK_SLACK_MS: i64 = 2;
 const CHANNEL: &str = "__redis__:invalidate";
@@ -1615,17 +1616,39 @@ impl<'s> Walk<'s> {
             }
             self.model.begin(now_ms());
         }
+        // Where a queuing error aborts it (an unknown command, a wrong number of arguments), or,
+        // in one that runs, where a MULTI or WATCH inside MULTI is refused without queuing
+        // anything (it takes no place in the transaction).
+        let n = 2 + self.rng.below(3);
+        let odd_at = self.rng.below(n + 1);
+        let odd = match outcome {
+            Outcome::Aborted if self.rng.chance(50) => vec!["NOSUCHCOMMAND", "x"],
+            Outcome::Aborted => vec!["GET"],
+            Outcome::Runs if self.rng.chance(30) => vec!["MULTI"],
+            Outcome::Runs if self.rng.chance(30) => vec!["WATCH", "acct:a:0"],
+            _ => Vec::new(),
+        };
+        // Valkey refuses MULTI and WATCH inside MULTI as queuing errors: EXECABORT.
+        let outcome = match (outcome, odd.first()) {
+            (Outcome::Runs, Some(&"MULTI" | &"WATCH"))
+                if self.server.info.family == common::Family::Valkey =>
+            {
+                Outcome::Aborted
+            }
+            _ => outcome,
+        };
         let runs = matches!(outcome, Outcome::Runs | Outcome::WatchedUnchanged);
         let mut cmds = Vec::new();
         // A CACHING window opened before MULTI covers the whole transaction.
         self.caching_prefix(i, &mut cmds);
         cmds.push((argv(&["MULTI"]), Want::Ok));
         let mut wants = Vec::new();
-        let n = 2 + self.rng.below(3);
-        let abort_at = self.rng.below(n + 1);
-        for j in 0..n {
-            if outcome == Outcome::Aborted && j == abort_at {
-                cmds.push((argv(&["NOSUCHCOMMAND", "x"]), Want::Error));
+        for j in 0..=n {
+            if j == odd_at && !odd.is_empty() {
+                cmds.push((argv(&odd), Want::Error));
+            }
+            if j == n {
+                break;
             }
             let op = if self.rng.chance(65) {
                 self.read_op()
@@ -1636,9 +1659,6 @@ impl<'s> Walk<'s> {
                 wants.push(self.model.exec(Some(i), &op));
             }
             cmds.push((op.argv(), Want::Queued));
-        }
-        if outcome == Outcome::Aborted && abort_at == n {
-            cmds.push((argv(&["NOSUCHCOMMAND", "x"]), Want::Error));
         }
         self.model.after_command(Some(i));
         cmds.push(match outcome {

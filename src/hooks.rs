@@ -512,15 +512,13 @@ fn sync_gates(st: &mut State) {
 /// it does not allocate or lock, and looks at most one thing up (and nothing when no client
 /// has state).
 pub fn on_command<C: Command>(cmd: &C) {
-    filter_command(cmd);
+    let Some((name, id)) = filter_command(cmd) else {
+        return;
+    };
     // A command that may change a tracked key without a keyspace event (checked only while
-    // the table holds something, and by the name's length first).
-    if GATE_KEYS.load(Relaxed) && cmd.argc() >= 2 {
-        let name = cmd.arg(0);
-        if writes_unseen(name, cmd.argc()) {
-            let id = cmd.client_id();
-            with_state(|st| st.watch_unseen_write(cmd.arg(1), id));
-        }
+    // the table holds something, by the name it read already: its length first).
+    if GATE_KEYS.load(Relaxed) && writes_unseen(name, || cmd.argc()) {
+        with_state(|st| st.watch_unseen_write(cmd.arg(1), id));
     }
 }
 
@@ -528,15 +526,17 @@ pub fn on_command<C: Command>(cmd: &C) {
 /// src/*.c: signalModifiedKey without notifyKeyspaceEvent): PFCOUNT of one key stores the
 /// cardinality it computed when its cached one is stale (hyperloglog.c); HMGET on Redis 8 can
 /// expire a hash's last field, and so the hash (t_hash.c).
-fn writes_unseen(name: &[u8], argc: usize) -> bool {
+fn writes_unseen(name: &[u8], argc: impl FnOnce() -> usize) -> bool {
     match name.len() {
-        7 => argc == 2 && name.eq_ignore_ascii_case(b"pfcount"),
-        5 => argc >= 3 && name.eq_ignore_ascii_case(b"hmget"),
+        7 => name.eq_ignore_ascii_case(b"pfcount") && argc() == 2,
+        5 => name.eq_ignore_ascii_case(b"hmget") && argc() >= 3,
         _ => false,
     }
 }
 
-fn filter_command<C: Command>(cmd: &C) {
+/// The filter's work; the command's name and client id once it has read them (each is a module
+/// API call).
+fn filter_command<C: Command>(cmd: &C) -> Option<(&[u8], u64)> {
     // The previous command has run: its reads, if any, are remembered now, before anything else
     // (in the same borrow of the state as this command's work, where there is some).
     let reads = GATE_READS.load(Relaxed);
@@ -549,13 +549,13 @@ fn filter_command<C: Command>(cmd: &C) {
     if !reads && !GATE_CLIENTS.load(Relaxed) && !GATE_PENDING.load(Relaxed) && cmd.argc() < 3 {
         // Nobody has state: only CLIENT TRACKING / CACHING (three arguments or more) and
         // CONFIG SET (four or more) can matter, so a shorter command's name is not even read.
-        return;
+        return None;
     }
     let name = cmd.arg(0);
     // (An empty name is a command too, an unknown one; only no argument at all is nothing.)
     if name.is_empty() && cmd.argc() == 0 {
         apply_reads();
-        return;
+        return None;
     }
     #[cfg(feature = "panic-injection")]
     if name.eq_ignore_ascii_case(b"trackinfo-test-panic") {
@@ -569,7 +569,7 @@ fn filter_command<C: Command>(cmd: &C) {
     let plain = kind != Kind::Client && !GATE_PENDING.load(Relaxed);
     if plain && !GATE_CLIENTS.load(Relaxed) {
         apply_reads();
-        return;
+        return None;
     }
     let id = cmd.client_id();
     let cmd = Named { cmd, name, id };
@@ -595,12 +595,12 @@ fn filter_command<C: Command>(cmd: &C) {
             Some(known)
         });
         if known == Some(true) {
-            return;
+            return Some((name, id));
         }
         if SCRIPT_ROOT.load(Relaxed) != 0 {
             // A script's inner command, or the first command after it.
             with_state(|st| st.inner_or_next(&cmd, id));
-            return;
+            return Some((name, id));
         }
         if known.is_none() {
             apply_reads();
@@ -608,12 +608,13 @@ fn filter_command<C: Command>(cmd: &C) {
         // Not a client the module keeps state for: NOLOOP cannot apply to its writes.
         CURRENT.store(0, Relaxed);
         WRITER.store(0, Relaxed);
-        return;
+        return Some((name, id));
     }
     with_state(|st| {
         st.apply_reads();
         st.on_command(&cmd, kind, id);
     });
+    Some((name, id))
 }
 
 /// What [`State::on_plain_command`] made of a command (not CLIENT, EXEC, DISCARD or RESET).

@@ -165,6 +165,21 @@ impl<'s> Run<'s> {
         }
     }
 
+    /// After a step of TTL traffic: now and then a pause for TTLs to run out (the cron's and
+    /// before-sleep's cycles find some), a check every 50 steps, and before the last check a
+    /// pause every TTL outlasts (the cron expires what nobody touches).
+    fn end_step(&mut self, step: usize, n: usize) {
+        if self.rng.chance(10) {
+            std::thread::sleep(Duration::from_millis(self.rng.below(4) as u64));
+        }
+        if step == n {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        if step.is_multiple_of(50) || step == n {
+            self.check(step);
+        }
+    }
+
     /// The share of exact checks, which must be at least MIN_EXACT_SHARE.
     fn finish(self, what: &str) {
         let share = self.exact as f64 / self.checks as f64;
@@ -229,17 +244,7 @@ fn counters_stay_exact_while_keys_with_a_ttl_expire_and_a_full_server_evicts() {
                     assert!(!r.is_error(), "GET on {d}: {r}");
                 }
             }
-            if run.rng.chance(10) {
-                // Time for TTLs to run out: the cron's and before-sleep's cycles find some.
-                std::thread::sleep(Duration::from_millis(run.rng.below(4) as u64));
-            }
-            if step == n {
-                // Every TTL has run out; the cron expires what nobody touches.
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            if step % 50 == 0 || step == n {
-                run.check(step);
-            }
+            run.end_step(step, n);
         }
         let evicted = info_int(&mut run.writer, "stats", "evicted_keys");
         let expired = info_int(&mut run.writer, "stats", "expired_keys");
@@ -299,7 +304,7 @@ fn counters_stay_exact_when_pfcount_stores_its_cardinality() {
                 );
                 stored += usize::from(now > dirty);
             }
-            if step % 50 == 0 || step == n {
+            if step.is_multiple_of(50) || step == n {
                 run.check(step);
             }
         }
@@ -362,15 +367,7 @@ fn counters_stay_exact_on_a_replica_promoted_while_keys_with_a_ttl_expire() {
                     assert!(!r.is_error(), "GET on {d}: {r}");
                 }
             }
-            if run.rng.chance(10) {
-                std::thread::sleep(Duration::from_millis(run.rng.below(4) as u64));
-            }
-            if step == n {
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            if step % 50 == 0 || step == n {
-                run.check(step);
-            }
+            run.end_step(step, n);
         }
         let expired = info_int(&mut run.obs, "stats", "expired_keys");
         assert!(

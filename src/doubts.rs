@@ -4,6 +4,10 @@
 
 /// An EXEC that also ran CLIENT TRACKING/CACHING: its reads are replayed without their places.
 pub const EXEC_WITH_CLIENT_COMMANDS: &str = "reads inside EXEC";
+/// A write, inside an EXEC that also ran CLIENT TRACKING/CACHING, of a key its client held: sent
+/// or not depending on where it fell among them.
+pub const EXEC_WRITE_WHILE_TRACKING_CHANGES: &str =
+    "a write inside an EXEC that also changes its tracking";
 /// An EXEC of reads when the server's command counter could not be read.
 pub const EXEC_NO_COUNTER: &str = "reads inside EXEC with no counter to confirm it ran";
 /// The command counter moved by neither 1 nor 1 + the queued commands, or a command the filter
@@ -21,8 +25,9 @@ pub const BCAST_WRITE_IN_SLEEP: &str = "a BCAST write inside the server's before
 pub const OWN_EXPIRE_COMMAND: &str = "an expiry its own expire command may or may not have made";
 pub const TABLE_DIFFERS: &str = "the server's tracking table differs from the module's";
 
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     EXEC_WITH_CLIENT_COMMANDS,
+    EXEC_WRITE_WHILE_TRACKING_CHANGES,
     EXEC_NO_COUNTER,
     EXEC_UNCONFIRMED,
     SCRIPT_READ_WHILE_TRACKING_CHANGED,

@@ -242,6 +242,10 @@ pub struct State {
     /// A command that may change a tracked key without a keyspace event, until the server's
     /// change counter says whether it did (`resolve_unseen_write`).
     unseen: Option<UnseenWrite>,
+    /// The client whose EXEC also changes its tracking (queued CLIENT TRACKING/CACHING), until
+    /// the next hook: its mirror is the one before the EXEC, so a write then may or may not
+    /// have been sent to it (NOLOOP, ON/OFF inside the EXEC).
+    exec_changes: Option<u64>,
 }
 
 /// Appends a command's keys to `list`; false (nothing appended) when the arity check refuses it
@@ -359,6 +363,7 @@ pub fn install(
         unplaced: Vec::new(),
         unkept: Vec::new(),
         unseen: None,
+        exec_changes: None,
     };
     if exact {
         for &id in tracking {
@@ -683,6 +688,7 @@ pub fn on_before_sleep() {
     if GATE_KEYS.load(Relaxed) || GATE_READS.load(Relaxed) {
         with_state(|st| {
             // What the last command did: it belongs to this cycle's messages.
+            st.exec_changes = None;
             st.resolve_exec();
             st.apply_reads();
             st.broadcast();
@@ -699,6 +705,7 @@ pub fn on_before_sleep() {
 pub fn on_cron_loop() {
     if GATE_READS.load(Relaxed) || GATE_PENDING.load(Relaxed) {
         with_state(|st| {
+            st.exec_changes = None;
             st.resolve_exec();
             st.apply_reads();
         });
@@ -756,6 +763,7 @@ impl State {
             return;
         };
         // This connection's previous command, and anyone's, has completed by now.
+        self.exec_changes = None;
         self.resolve();
         self.resolve_exec();
         self.settle(id, flags);
@@ -798,6 +806,7 @@ impl State {
                     let counted = ops.iter().any(|o| !matches!(o, Op::Read(..)));
                     if flags.multi && counted {
                         self.start(id, &ops, false);
+                        self.exec_changes = Some(id);
                     } else if flags.multi && !ops.is_empty() {
                         self.watch_exec(id, &ops, queued);
                     }
@@ -1058,7 +1067,13 @@ impl State {
             return;
         };
         let now = ffi::now_ms();
+        if let Some(changing) = self.exec_changes.filter(|&c| ids.contains(c)) {
+            self.approximate(changing, doubts::EXEC_WRITE_WHILE_TRACKING_CHANGES);
+        }
         for id in ids.iter() {
+            if self.exec_changes == Some(id) {
+                continue; // placed nowhere: approximate above
+            }
             let Some(c) = self.registry.find_mut(id) else {
                 continue; // tracking off, or gone: the server sends nothing
             };

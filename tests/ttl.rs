@@ -409,3 +409,56 @@ fn a_pfcount_queued_in_multi_is_counted_or_doubted_never_missed() {
         );
     });
 }
+
+#[test]
+fn a_tracking_change_inside_exec_never_leaves_counters_exact_and_wrong() {
+    for_each_server(|server| {
+        let Some(mut run) = Run::start(server) else {
+            return;
+        };
+        let d = run.d.clone();
+        // Each shape changes the tracker's own tracking inside EXEC around its own write of a
+        // key it holds, and around another client's; tracking restarts (and its counters with
+        // it) before each round.
+        let shapes: [&[&[&str]]; 4] = [
+            &[
+                &["CLIENT", "TRACKING", "ON", "NOLOOP"],
+                &["SET", "tx:k", "1"],
+            ],
+            &[
+                &["SET", "tx:k", "2"],
+                &["CLIENT", "TRACKING", "ON", "NOLOOP"],
+            ],
+            &[&["CLIENT", "TRACKING", "OFF"], &["SET", "tx:k", "3"]],
+            &[
+                &["CLIENT", "CACHING", "YES"],
+                &["GET", "tx:j"],
+                &["SET", "tx:k", "4"],
+            ],
+        ];
+        for (round, shape) in shapes.iter().cycle().take(24).enumerate() {
+            let t = &mut run.trackers[round % 3].conn;
+            t.ok(&["CLIENT", "TRACKING", "OFF"]);
+            t.ok(&["CLIENT", "TRACKING", "ON"]);
+            run.trackers[round % 3].arrived = 0;
+            let t = &mut run.trackers[round % 3].conn;
+            t.cmd(&["GET", "tx:k"]);
+            t.ok(&["MULTI"]);
+            for cmd in shape.iter() {
+                assert_eq!(
+                    t.cmd(cmd),
+                    Resp::Simple(b"QUEUED".to_vec()),
+                    "{cmd:?} on {d}"
+                );
+            }
+            let r = t.cmd(&["EXEC"]);
+            assert!(r.items().is_some(), "EXEC of {shape:?} on {d}: {r}");
+            run.writer.ok(&["SET", "tx:k", "other"]);
+            run.check(round);
+        }
+        println!(
+            "{d}: tracking changes inside EXEC: {} checks, {} exact",
+            run.checks, run.exact
+        );
+    });
+}

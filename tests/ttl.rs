@@ -462,3 +462,68 @@ fn a_tracking_change_inside_exec_never_leaves_counters_exact_and_wrong() {
         );
     });
 }
+
+#[test]
+fn transactions_aborted_by_an_acl_denial_or_oom_remember_nothing() {
+    for_each_server(|server| {
+        let Some(mut run) = Run::start(server) else {
+            return;
+        };
+        let d = run.d.clone();
+        run.writer.ok(&[
+            "ACL",
+            "SETUSER",
+            "nowipe",
+            "on",
+            "nopass",
+            "+@all",
+            "~*",
+            "-flushall",
+        ]);
+        for (round, cause) in ["acl", "oom"].iter().cycle().take(8).enumerate() {
+            let i = round % 3;
+            run.writer.ok(&["SET", "ab:k", "v"]);
+            let t = &mut run.trackers[i].conn;
+            if *cause == "acl" {
+                t.ok(&["AUTH", "nowipe", "x"]);
+            } else {
+                run.writer
+                    .ok(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+                run.writer.ok(&["CONFIG", "SET", "maxmemory", "1"]);
+            }
+            t.ok(&["MULTI"]);
+            assert_eq!(
+                t.cmd(&["GET", "ab:k"]),
+                Resp::Simple(b"QUEUED".to_vec()),
+                "{d}"
+            );
+            let refused = if *cause == "acl" {
+                t.cmd(&["FLUSHALL"])
+            } else {
+                t.cmd(&["SET", "ab:other", "v"])
+            };
+            assert!(
+                refused.is_error(),
+                "{cause} queuing error on {d}: {refused}"
+            );
+            let r = t.cmd(&["EXEC"]);
+            assert!(
+                matches!(&r, Resp::Error(e) if e.starts_with(b"EXECABORT")),
+                "{cause}: EXEC on {d}: {r}"
+            );
+            if *cause == "acl" {
+                t.ok(&["AUTH", "default", "x"]);
+            } else {
+                run.writer.ok(&["CONFIG", "SET", "maxmemory", "0"]);
+            }
+            // The aborted GET remembered nothing: this write sends nothing to the tracker.
+            run.writer.ok(&["SET", "ab:k", "w"]);
+            run.check(round);
+        }
+        assert_eq!(run.exact, run.checks, "every check exact on {d}");
+        println!(
+            "{d}: aborted transactions: {} checks, all exact",
+            run.checks
+        );
+    });
+}

@@ -331,6 +331,8 @@ pub struct ClientFlags {
     pub multi: bool,
     pub blocked: bool,
     pub pubsub: bool,
+    /// The database it has selected.
+    pub db: i32,
 }
 
 /// The flags of a real connection; `None` for ids that are not connected (or fake clients).
@@ -358,7 +360,28 @@ pub fn client_flags(id: u64) -> Option<ClientFlags> {
         multi: has(raw::REDISMODULE_CLIENTINFO_FLAG_MULTI),
         blocked: has(raw::REDISMODULE_CLIENTINFO_FLAG_BLOCKED),
         pubsub: has(raw::REDISMODULE_CLIENTINFO_FLAG_PUBSUB),
+        db: i32::from(ci.db),
     })
+}
+
+/// How many keys database `db` holds (DBSIZE), through the detached context.
+pub fn db_size(db: i32) -> Option<u64> {
+    let ctx = DETACHED.load(Ordering::Acquire);
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: ctx is the live detached context; it is switched to `db` for the count and back
+    // to 0, the database every other use of it expects.
+    unsafe {
+        let select = raw::RedisModule_SelectDb?;
+        let size = raw::RedisModule_DbSize?;
+        if select(ctx, db) != raw::REDISMODULE_OK as c_int {
+            return None;
+        }
+        let n = size(ctx);
+        select(ctx, 0);
+        Some(n)
+    }
 }
 
 /// Reads fields of one INFO section through the module API.

@@ -523,7 +523,8 @@ pub fn on_command<C: Command>(cmd: &C) {
     // A command that may change a tracked key without a keyspace event (checked only while
     // the table holds something, by the name it read already: its length first).
     if GATE_KEYS.load(Relaxed) && writes_unseen(name, || cmd.argc()) {
-        with_state(|st| st.watch_unseen_write(cmd.arg(1), id));
+        let pfcount = name.len() == 7;
+        with_state(|st| st.watch_unseen_write(cmd.arg(1), id, pfcount));
     }
 }
 
@@ -1046,7 +1047,8 @@ impl State {
         let current = CURRENT.load(Relaxed);
         // An expiry or eviction may run inside the current command (lazily) or outside any
         // (active expiry, current_client NULL): NOLOOP skips only the former.
-        let unplaced = event == b"expired" || event == b"evicted";
+        // A hash field expiring (`hexpired`, then `del` if the hash empties) is an expiry too.
+        let unplaced = matches!(event, b"expired" | b"evicted" | b"hexpired");
         if !self.bcast.is_empty() {
             // Expiry and eviction signal with no client (signalModifiedKey(NULL, ...)), except an
             // expire command's own deletion, which Valkey also reports as `expired`.

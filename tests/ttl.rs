@@ -527,3 +527,52 @@ fn transactions_aborted_by_an_acl_denial_or_oom_remember_nothing() {
         );
     });
 }
+
+#[test]
+fn counters_stay_exact_when_hash_fields_expire_under_reads() {
+    for_each_server(|server| {
+        let Some(mut run) = Run::start(server) else {
+            return;
+        };
+        let d = run.d.clone();
+        let info = run.writer.cmd(&["COMMAND", "INFO", "hpexpire"]);
+        let known = |c: &Resp| c.items().is_some();
+        if info
+            .items()
+            .and_then(|i| i.first())
+            .is_none_or(|c| !known(c))
+        {
+            println!("{d}: no hash field expiry (HPEXPIRE) here");
+            return;
+        }
+        let n = steps() / 2;
+        for step in 1..=n {
+            let k = format!("h:{}", run.rng.below(KEYS / 2));
+            let ttl = (1 + run.rng.below(30)).to_string();
+            let action = run.rng.below(10);
+            let who = run.rng.below(run.trackers.len());
+            run.note(
+                step,
+                format!("action {action} tracker {who} key {k} ttl {ttl}"),
+            );
+            let t = &mut run.trackers[who].conn;
+            let r = match action {
+                0..=1 => {
+                    run.writer.cmd(&["HSET", &k, "f", "v"]);
+                    run.writer.cmd(&["HPEXPIRE", &k, &ttl, "FIELDS", "1", "f"])
+                }
+                2 => {
+                    run.writer.cmd(&["HSET", &k, "f", "v", "g", "w"]);
+                    run.writer.cmd(&["HPEXPIRE", &k, &ttl, "FIELDS", "1", "f"])
+                }
+                // HMGET by a client nobody tracks, and by the trackers (a read that may delete).
+                3..=4 => run.writer.cmd(&["HMGET", &k, "f", "g"]),
+                5..=7 => t.cmd(&["HMGET", &k, "f", "g"]),
+                _ => t.cmd(&["HGET", &k, "f"]),
+            };
+            assert!(!r.is_error(), "action {action} on {d}: {r}");
+            run.end_step(step, n);
+        }
+        run.finish(&format!("{n} steps of hash field expiry"));
+    });
+}

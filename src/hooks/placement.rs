@@ -21,10 +21,53 @@ pub(super) struct UnseenWrite {
     /// inside a script the script's caller and the script's own client (0).
     current: u64,
     writer: u64,
-    /// INFO persistence `rdb_changes_since_last_save` before it ran (server.dirty).
-    dirty: u64,
+    /// What tells that it wrote, read before it ran.
+    before: Before,
     /// A keyspace event named the key meanwhile: the change was seen.
     seen: bool,
+    /// A keyspace event named another key meanwhile (a cron's expiry): the counts may move for it.
+    others: bool,
+}
+
+/// The server's counts a command that writes unseen moves.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Before {
+    /// PFCOUNT stores its cardinality: INFO persistence `rdb_changes_since_last_save`
+    /// (server.dirty) grows by one.
+    Dirty(u64),
+    /// HMGET deletes a hash whose fields all expired, and counts no change: its database
+    /// (DBSIZE) holds one key fewer.
+    Keys { db: i32, keys: u64 },
+}
+
+impl Before {
+    /// Before a command named `name` runs, in database `db` (`None`: not known).
+    fn read(name_is_pfcount: bool, db: Option<i32>) -> Option<Before> {
+        if name_is_pfcount {
+            return ffi::server_dirty().map(Before::Dirty);
+        }
+        let db = db?;
+        Some(Before::Keys {
+            db,
+            keys: ffi::db_size(db)?,
+        })
+    }
+
+    /// Whether the command wrote: `None` when the counts moved otherwise.
+    fn wrote(self) -> Option<bool> {
+        match self {
+            Before::Dirty(before) => match ffi::server_dirty()?.checked_sub(before)? {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            },
+            Before::Keys { db, keys } => match ffi::db_size(db)? {
+                now if now == keys => Some(false),
+                now if now + 1 == keys => Some(true),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Where an expiry or eviction falls with respect to the running command.
@@ -75,26 +118,29 @@ pub(super) struct ExecWatch {
 impl State {
     /// Watches a command that may change `key` without a keyspace event, if anyone would be
     /// sent an invalidation for it.
-    pub(super) fn watch_unseen_write(&mut self, key: &[u8], client: u64) {
+    pub(super) fn watch_unseen_write(&mut self, key: &[u8], client: u64, pfcount: bool) {
         self.resolve_unseen_write();
         let bcast = self.bcast_prefixes.iter().any(|p| key.starts_with(p));
         if !bcast && self.table.invalidate_would_reach(key).is_none() {
             return;
         }
-        if ffi::client_flags(client).is_some_and(|f| f.multi) {
+        // None for a script's command (a fake client): its database is the script caller's.
+        let flags = ffi::client_flags(client);
+        if flags.is_some_and(|f| f.multi) {
             // Queued: EXEC runs it with no filter call to tell its write from the others.
             self.doubt_key(key, doubts::UNSEEN_WRITE_UNCONFIRMED);
             return;
         }
-        match ffi::server_dirty() {
-            Some(dirty) => {
+        match Before::read(pfcount, flags.map(|f| f.db)) {
+            Some(before) => {
                 let own = self.registry.contains(client).then_some(client);
                 self.unseen = Some(UnseenWrite {
                     key: key.to_vec(),
                     current: own.unwrap_or(SCRIPT_ROOT.load(Relaxed)),
                     writer: own.unwrap_or(0),
-                    dirty,
+                    before,
                     seen: false,
+                    others: false,
                 })
             }
             None => self.doubt_key(key, doubts::UNSEEN_WRITE_UNCONFIRMED),
@@ -111,9 +157,9 @@ impl State {
         if u.seen {
             return; // its keyspace events said everything
         }
-        match ffi::server_dirty().map(|now| now.checked_sub(u.dirty)) {
-            Some(Some(0)) => {}
-            Some(Some(1)) => {
+        match u.before.wrote() {
+            Some(false) => {}
+            Some(true) if !u.others => {
                 let (current, writer) = (CURRENT.load(Relaxed), WRITER.load(Relaxed));
                 CURRENT.store(u.current, Relaxed);
                 WRITER.store(u.writer, Relaxed);
@@ -260,8 +306,11 @@ impl State {
 
     /// A keyspace event (`None`: a flush) while something is watched.
     pub(super) fn note_watched_change(&mut self, key: Option<&[u8]>) {
-        if let (Some(u), Some(key)) = (self.unseen.as_mut(), key) {
-            u.seen |= u.key == key;
+        if let Some(u) = self.unseen.as_mut() {
+            match key {
+                Some(key) if u.key == key => u.seen = true,
+                _ => u.others = true,
+            }
         }
         if self.exec.is_some() {
             self.note_exec_event(key);

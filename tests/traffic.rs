@@ -181,7 +181,7 @@ impl<'s> Run<'s> {
     }
 
     /// The share of exact checks, which must be at least MIN_EXACT_SHARE.
-    fn finish(self, what: &str) {
+    fn finish(&self, what: &str) {
         let share = self.exact as f64 / self.checks as f64;
         println!(
             "{}: {what}: seed {}, {} checks, {} exact ({:.1}%)",
@@ -205,12 +205,18 @@ impl<'s> Run<'s> {
     }
 }
 
+/// Runs `f` on a fresh server of each kind where the module can be exact (not Redis 7.0).
+fn for_each_run(mut f: impl FnMut(&mut Run)) {
+    for_each_server(|server| {
+        if let Some(mut run) = Run::start(server) {
+            f(&mut run);
+        }
+    });
+}
+
 #[test]
 fn counters_stay_exact_while_keys_with_a_ttl_expire_and_a_full_server_evicts() {
-    for_each_server(|server| {
-        let Some(mut run) = Run::start(server) else {
-            return;
-        };
+    for_each_run(|run| {
         let d = run.d.clone();
         // A small cache that is full most of the time.
         let w = &mut run.writer;
@@ -260,10 +266,7 @@ fn counters_stay_exact_while_keys_with_a_ttl_expire_and_a_full_server_evicts() {
 
 #[test]
 fn counters_stay_exact_when_pfcount_stores_its_cardinality() {
-    for_each_server(|server| {
-        let Some(mut run) = Run::start(server) else {
-            return;
-        };
+    for_each_run(|run| {
         let d = run.d.clone();
         let n = steps() / 2;
         let (mut stored, mut pfcounts) = (0, 0);
@@ -383,10 +386,7 @@ fn counters_stay_exact_on_a_replica_promoted_while_keys_with_a_ttl_expire() {
 
 #[test]
 fn a_pfcount_queued_in_multi_is_counted_or_doubted_never_missed() {
-    for_each_server(|server| {
-        let Some(mut run) = Run::start(server) else {
-            return;
-        };
+    for_each_run(|run| {
         let d = run.d.clone();
         for round in 0..20 {
             run.writer.cmd(&["PFADD", "hll:m", &round.to_string()]);
@@ -412,10 +412,7 @@ fn a_pfcount_queued_in_multi_is_counted_or_doubted_never_missed() {
 
 #[test]
 fn a_tracking_change_inside_exec_never_leaves_counters_exact_and_wrong() {
-    for_each_server(|server| {
-        let Some(mut run) = Run::start(server) else {
-            return;
-        };
+    for_each_run(|run| {
         let d = run.d.clone();
         // Each shape changes the tracker's own tracking inside EXEC around its own write of a
         // key it holds, and around another client's; tracking restarts (and its counters with
@@ -465,10 +462,7 @@ fn a_tracking_change_inside_exec_never_leaves_counters_exact_and_wrong() {
 
 #[test]
 fn transactions_aborted_by_an_acl_denial_or_oom_remember_nothing() {
-    for_each_server(|server| {
-        let Some(mut run) = Run::start(server) else {
-            return;
-        };
+    for_each_run(|run| {
         let d = run.d.clone();
         run.writer.ok(&[
             "ACL",
@@ -530,10 +524,7 @@ fn transactions_aborted_by_an_acl_denial_or_oom_remember_nothing() {
 
 #[test]
 fn counters_stay_exact_when_hash_fields_expire_under_reads() {
-    for_each_server(|server| {
-        let Some(mut run) = Run::start(server) else {
-            return;
-        };
+    for_each_run(|run| {
         let d = run.d.clone();
         let info = run.writer.cmd(&["COMMAND", "INFO", "hpexpire"]);
         let known = |c: &Resp| c.items().is_some();

@@ -4,6 +4,7 @@
 
 use crate::fasthash::FastMap;
 use crate::ffi::ClientFlags;
+use crate::rules::delivery::Delivery;
 use crate::rules::TrackingState;
 
 /// What the module knows of one client's CLIENT TRACKINGINFO.
@@ -39,6 +40,10 @@ pub struct Acct {
     pub approximate: bool,
     /// BCAST: keys invalidated under each prefix.
     pub prefix_stats: std::collections::BTreeMap<Vec<u8>, u64>,
+    /// Of `invalidated` and `flushes`: those the server discarded, its delivery being `dropped`
+    /// when it sent them (hooks/route.rs).
+    pub dropped_keys: u64,
+    pub dropped_flushes: u64,
 }
 
 impl Default for Acct {
@@ -50,6 +55,8 @@ impl Default for Acct {
             last_ms: -1,
             approximate: false,
             prefix_stats: Default::default(),
+            dropped_keys: 0,
+            dropped_flushes: 0,
         }
     }
 }
@@ -72,6 +79,9 @@ pub struct Client {
     /// The connection's protocol as CLIENT LIST last said, until it sends HELLO, RESET or EXEC
     /// (the only commands that change it).
     pub resp: Option<i64>,
+    /// Where its messages went when last worked out, and the route epoch then (0: never;
+    /// hooks/route.rs).
+    pub route: (u64, Delivery),
 }
 
 impl Default for Client {
@@ -85,6 +95,7 @@ impl Default for Client {
             acct: Acct::default(),
             flags: None,
             resp: None,
+            route: (0, Delivery::Off),
         }
     }
 }

@@ -24,8 +24,14 @@ pub const EXPIRY_NOLOOP_UNPLACED: &str = "an expiry that NOLOOP may or may not s
 pub const BCAST_WRITE_IN_SLEEP: &str = "a BCAST write inside the server's before-sleep work";
 pub const OWN_EXPIRE_COMMAND: &str = "an expiry its own expire command may or may not have made";
 pub const TABLE_DIFFERS: &str = "the server's tracking table differs from the module's";
+/// A message counted where the module may not ask the server a protocol it does not know (the
+/// command filter), or may not ask at all (a redirect target silent since a module reload).
+pub const DELIVERY_UNKNOWN: &str = "a message whose delivery the module could not tell";
+/// A write while an EXEC that changes where messages go (queued HELLO, SUBSCRIBE, CLIENT ...)
+/// runs, for the EXEC's client or a client redirecting to it: sent before or after the change.
+pub const EXEC_CHANGES_DELIVERY: &str = "a message sent while an EXEC changed its delivery";
 
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 16] = [
     EXEC_WITH_CLIENT_COMMANDS,
     EXEC_WRITE_WHILE_TRACKING_CHANGES,
     EXEC_NO_COUNTER,
@@ -40,6 +46,8 @@ pub const ALL: [&str; 14] = [
     BCAST_WRITE_IN_SLEEP,
     OWN_EXPIRE_COMMAND,
     TABLE_DIFFERS,
+    DELIVERY_UNKNOWN,
+    EXEC_CHANGES_DELIVERY,
 ];
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::alloc::GlobalAlloc;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use redis_module::{raw, Context, RedisString};
 
@@ -137,12 +137,16 @@ unsafe extern "C" fn on_client_change(
     subevent: u64,
     data: *mut c_void,
 ) {
-    if subevent != raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED || data.is_null() {
+    if data.is_null() {
         return;
     }
     // SAFETY: for ClientChange events the server passes a RedisModuleClientInfoV1 (dataver 1).
     let id = unsafe { (*data.cast::<raw::RedisModuleClientInfo>()).id };
-    guard("client event", || hooks::on_disconnect(id));
+    if subevent == raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED {
+        guard("client event", || hooks::on_disconnect(id));
+    } else if subevent == raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_CONNECTED {
+        guard("client event", || hooks::on_connect(id));
+    }
 }
 
 unsafe extern "C" fn on_keyspace(
@@ -305,7 +309,18 @@ pub fn open_detached(ctx: &Context) {
     free_ctx(old);
 }
 
+/// Set at the first MODULE UNLOAD in this process, and never cleared: the library stays mapped
+/// (README), so a later load sees it.
+static UNLOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the module was unloaded before in this process (so clients may still point at its
+/// old commands: redis/redis#10177).
+pub fn reloaded() -> bool {
+    UNLOADED.load(Ordering::Relaxed)
+}
+
 pub fn close_detached() {
+    UNLOADED.store(true, Ordering::Relaxed);
     free_ctx(DETACHED.swap(ptr::null_mut(), Ordering::AcqRel));
     // MODULE UNLOAD drops the module's subscriptions; a later load starts unsubscribed.
     KEYSPACE_ON.store(false, Ordering::Relaxed);
@@ -428,12 +443,70 @@ pub fn info_fields(section: &str, fields: &[&str]) -> Option<Vec<Option<Vec<u8>>
     }
 }
 
+/// Commands the module itself has run through RM_Call: each adds one to the server's
+/// `total_commands_processed` (call() counts it as any other), which `commands_processed`
+/// takes back out.
+static OWN_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Notes one RM_Call of the module's (made by the command layer with the crate's `ctx.call`).
+pub fn note_own_call() {
+    OWN_CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
 /// INFO stats `total_commands_processed`: one more each time a command has run, a command
-/// inside EXEC, a script or RM_Call included (server.c call()).
+/// inside EXEC, a script or RM_Call included (server.c call()), less the module's own calls.
 pub fn commands_processed() -> Option<u64> {
     let v = info_fields("stats", &["total_commands_processed"])?;
     let v = v.into_iter().next().flatten()?;
-    u64::try_from(crate::rules::parse_i64(&v)?).ok()
+    let n = u64::try_from(crate::rules::parse_i64(&v)?).ok()?;
+    Some(n.wrapping_sub(OWN_CALLS.load(Ordering::Relaxed)))
+}
+
+/// The protocol (2 or 3) of connection `id`, from `CLIENT LIST ID <id>` (`resp=`): the only
+/// place the server shows another connection's protocol. `None` when it is gone, or outside a
+/// spot where the module may run a command (the command filter runs before the server has
+/// even looked the command up).
+pub fn client_protocol(id: u64) -> Option<i64> {
+    if IN_FILTER.load(Ordering::Relaxed) {
+        return None;
+    }
+    let ctx = DETACHED.load(Ordering::Acquire);
+    if ctx.is_null() {
+        return None;
+    }
+    let id = std::os::raw::c_longlong::try_from(id).ok()?;
+    // SAFETY: ctx is the live detached context, used on the main thread outside the filter;
+    // the format "ccl" matches the three arguments; the reply's string is copied before the
+    // reply is freed.
+    let line = unsafe {
+        let call = raw::RedisModule_Call?;
+        let kind = raw::RedisModule_CallReplyType?;
+        let text = raw::RedisModule_CallReplyStringPtr?;
+        let free = raw::RedisModule_FreeCallReply?;
+        let reply = call(
+            ctx,
+            c"CLIENT".as_ptr(),
+            c"ccl".as_ptr(),
+            c"LIST".as_ptr(),
+            c"ID".as_ptr(),
+            id,
+        );
+        if reply.is_null() {
+            return None;
+        }
+        note_own_call();
+        let mut len = 0usize;
+        let out = if kind(reply) == raw::REDISMODULE_REPLY_STRING as c_int {
+            let p = text(reply, &mut len);
+            (!p.is_null()).then(|| std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec())
+        } else {
+            None
+        };
+        free(reply);
+        out?
+    };
+    let listed = crate::observe::parse_client_list(&line);
+    listed.iter().find(|l| l.id == id as u64).map(|l| l.resp)
 }
 
 /// INFO persistence `rdb_changes_since_last_save`: the server's count of changes to the data

@@ -25,7 +25,9 @@ use crate::reply::{Fidelity, View};
 use crate::rules::{caching, tracking, Flags, ServerReply, TrackingState};
 
 mod placement;
+mod route;
 use placement::{ExecWatch, Placement, Unplaced, UnseenWrite};
+use route::Routes;
 
 /// The filter's gates, read without a lock: is any client's state kept, is anything pending.
 static GATE_CLIENTS: AtomicBool = AtomicBool::new(false);
@@ -58,6 +60,8 @@ static CHECKED_CYCLE: AtomicU64 = AtomicU64::new(u64::MAX);
 static CHECKED_CHANGES: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The filter saw a CONFIG command: `tracking-table-max-keys` may have changed.
 static CONFIG_SEEN: AtomicBool = AtomicBool::new(true);
+/// Some client had state at the last `sync_gates` (so the filter saw every HELLO since).
+static GATE_CLIENTS_WAS: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// All mutable module state. The server calls modules on its main thread; other threads
@@ -220,6 +224,11 @@ pub struct State {
     /// Since load: keys named in invalidations, and null (flush) invalidations, for all clients.
     pub total_invalidated: u64,
     pub total_flushes: u64,
+    /// Of those, the ones the server discarded (its delivery `dropped` when it sent them).
+    pub total_dropped_keys: u64,
+    pub total_dropped_flushes: u64,
+    /// Where messages go: protocols and route epochs (route.rs).
+    routes: Routes,
     /// Reads the table's item cap kept out.
     pub dropped_items: u64,
     /// Reads of the command running now: the server remembers keys after the command ran
@@ -354,6 +363,9 @@ pub fn install(
         batched: false,
         total_invalidated: 0,
         total_flushes: 0,
+        total_dropped_keys: 0,
+        total_dropped_flushes: 0,
+        routes: Routes::default(),
         dropped_items: 0,
         after_command: Vec::new(),
         read_keys: KeyList::default(),
@@ -437,6 +449,7 @@ fn reset_statics() {
     CHECKED_CYCLE.store(u64::MAX, Relaxed);
     CHECKED_CHANGES.store(u64::MAX, Relaxed);
     CONFIG_SEEN.store(true, Relaxed);
+    GATE_CLIENTS_WAS.store(false, Relaxed);
 }
 
 /// Whether a check of the mirrored table against the server's totals made earlier in this
@@ -506,6 +519,11 @@ fn sync_gates(st: &mut State) {
         CURRENT.store(0, Relaxed);
         WRITER.store(0, Relaxed);
         SCRIPT_ROOT.store(0, Relaxed);
+        if GATE_CLIENTS_WAS.swap(false, Relaxed) {
+            st.routes.forget();
+        }
+    } else {
+        GATE_CLIENTS_WAS.store(true, Relaxed);
     }
     GATE_PENDING.store(
         !st.pendings.is_empty() || !st.foreign.is_zero() || st.exec.is_some(),
@@ -571,6 +589,15 @@ fn filter_command<C: Command>(cmd: &C) -> Option<(&[u8], u64)> {
     let kind = kind(name);
     if kind == Kind::Other && name.len() == 6 && name.eq_ignore_ascii_case(b"config") {
         CONFIG_SEEN.store(true, Relaxed);
+    }
+    if kind == Kind::Other && GATE_CLIENTS.load(Relaxed) {
+        if let Some(change) = route::changes_route(name) {
+            // HELLO, (un)subscribe: where this connection's messages (or those redirected to
+            // it) go may change once it runs.
+            let id = cmd.client_id();
+            let multi = ffi::client_flags(id).is_some_and(|f| f.multi);
+            with_state(|st| st.routes.note(id, change, multi));
+        }
     }
     let plain = kind != Kind::Client && !GATE_PENDING.load(Relaxed);
     if plain && !GATE_CLIENTS.load(Relaxed) {
@@ -665,6 +692,7 @@ impl<C: Command> Command for Named<'_, C> {
 /// The server's disconnect event: nothing is kept for clients that are gone.
 pub fn on_disconnect(id: u64) {
     with_state(|st| {
+        st.routes.disconnected(id);
         st.registry.remove(id);
         if st.unsure.remove(&id) {
             crate::keys::shrink_set(&mut st.unsure);
@@ -675,6 +703,11 @@ pub fn on_disconnect(id: u64) {
             st.bcast_dirty = true;
         }
     });
+}
+
+/// The server's connect event: ids only grow, so lower ones connected before the module loaded.
+pub fn on_connect(id: u64) {
+    with_state(|st| st.routes.connected(id));
 }
 
 /// The event loop is about to sleep: the server sends this cycle's BCAST messages, one per
@@ -690,6 +723,7 @@ pub fn on_before_sleep() {
         with_state(|st| {
             // What the last command did: it belongs to this cycle's messages.
             st.exec_changes = None;
+            st.routes.command_over();
             st.resolve_exec();
             st.apply_reads();
             st.broadcast();
@@ -707,6 +741,7 @@ pub fn on_cron_loop() {
     if GATE_READS.load(Relaxed) || GATE_PENDING.load(Relaxed) {
         with_state(|st| {
             st.exec_changes = None;
+            st.routes.command_over();
             st.resolve_exec();
             st.apply_reads();
         });
@@ -765,6 +800,7 @@ impl State {
         };
         // This connection's previous command, and anyone's, has completed by now.
         self.exec_changes = None;
+        self.routes.command_over();
         self.resolve();
         self.resolve_exec();
         self.settle(id, flags);
@@ -787,6 +823,17 @@ impl State {
         };
         if flags.multi && self.registry.contains(id) && is_queued(kind, cmd.arg(0)) {
             self.registry.get_mut(id).queue_len += 1;
+        }
+        match kind {
+            // CLIENT TRACKING, KILL ...: someone's route may change (queued: at EXEC).
+            Kind::Client => self.routes.note(id, route::Change::Other, flags.multi),
+            Kind::Exec => self.routes.exec(id),
+            Kind::Discard => self.routes.discard(id),
+            Kind::Reset => {
+                self.routes.discard(id);
+                self.routes.note(id, route::Change::Protocol, false);
+            }
+            Kind::Other => {}
         }
         match kind {
             Kind::Client => {
@@ -853,7 +900,11 @@ impl State {
         let Some(c) = self.registry.find_mut(id) else {
             return Plain::Unknown;
         };
-        if !self.pendings.is_empty() || !self.foreign.is_zero() || self.exec.is_some() {
+        if !self.pendings.is_empty()
+            || !self.foreign.is_zero()
+            || self.exec.is_some()
+            || self.routes.exec_changing.is_some()
+        {
             return Plain::General;
         }
         let (Some(flags), Mirror::Exact(s)) = (c.flags, &mut c.mirror) else {
@@ -1025,6 +1076,15 @@ impl State {
     }
 
     /// Marks `id`'s counters approximate, saying why in the server log (verbose level).
+    /// The counters of `id` may be off; its entries in the table are not in doubt.
+    fn doubt_counts(&mut self, id: u64, why: &str) {
+        let a = &mut self.registry.get_mut(id).acct;
+        if !a.approximate {
+            a.approximate = true;
+            note_approximate(id, why);
+        }
+    }
+
     fn approximate(&mut self, id: u64, why: &str) {
         self.unsure.insert(id);
         let a = &mut self.registry.get_mut(id).acct;
@@ -1098,9 +1158,7 @@ impl State {
                     }
                 }
             }
-            c.acct.invalidated += 1;
-            c.acct.last_ms = now;
-            self.total_invalidated += 1;
+            self.credit(id, 1, 0, now);
         }
     }
 
@@ -1191,8 +1249,9 @@ impl State {
             return;
         }
         let now = ffi::now_ms();
+        let mut sent: Vec<(u64, usize, u64)> = Vec::new();
         for (id, prefixes) in &self.bcast {
-            let Some(c) = self.registry.find_mut(*id) else {
+            let Some(c) = self.registry.get(*id) else {
                 continue;
             };
             let noloop = matches!(&c.mirror, Mirror::Exact(s) if s.flags.contains(Flags::NOLOOP));
@@ -1204,19 +1263,19 @@ impl State {
                 } else {
                     keys.len()
                 } as u64;
-                if n == 0 {
-                    continue;
+                if n > 0 {
+                    sent.push((*id, i, n));
                 }
-                let a = &mut c.acct;
-                a.invalidated += n;
-                match a.prefix_stats.get_mut(&self.bcast_prefixes[i]) {
-                    Some(count) => *count += n,
-                    None => {
-                        a.prefix_stats.insert(self.bcast_prefixes[i].clone(), n);
-                    }
+            }
+        }
+        for (id, i, n) in sent {
+            self.credit(id, n, 0, now);
+            let a = &mut self.registry.get_mut(id).acct;
+            match a.prefix_stats.get_mut(&self.bcast_prefixes[i]) {
+                Some(count) => *count += n,
+                None => {
+                    a.prefix_stats.insert(self.bcast_prefixes[i].clone(), n);
                 }
-                a.last_ms = now;
-                self.total_invalidated += n;
             }
         }
         for keys in &mut self.batch {
@@ -1239,10 +1298,7 @@ impl State {
         let now = ffi::now_ms();
         let ids: Vec<u64> = self.tracking_ids();
         for id in ids {
-            let c = self.registry.get_mut(id);
-            c.acct.flushes += 1;
-            c.acct.last_ms = now;
-            self.total_flushes += 1;
+            self.credit(id, 0, 1, now);
         }
     }
 
@@ -1436,6 +1492,8 @@ impl State {
         c.mirror = mirror;
         c.since_ms = since_ms;
         self.bcast_dirty = true;
+        // Its redirect may have changed.
+        self.routes.moved();
         if !reads.is_empty() {
             let keys: Vec<Vec<u8>> = reads.iter().map(|(_, k)| k.clone()).collect();
             self.remember(id, &keys);

@@ -157,6 +157,11 @@ impl View {
         known(self.acct.as_ref().map(|a| a.invalidated))
     }
 
+    /// `dropped-keys`: -1 where the module cannot know.
+    pub fn shown_dropped_keys(&self) -> i64 {
+        known(self.acct.as_ref().map(|a| a.dropped_keys))
+    }
+
     /// `counters`: exact only when the module counted everything for this client.
     pub fn counters_exact(&self) -> bool {
         self.tracked_keys.is_some() && self.acct.as_ref().is_some_and(|a| !a.approximate)
@@ -225,6 +230,14 @@ pub fn entry(v: &View) -> Reply {
             ),
         ),
         (Reply::text("counters"), Reply::text(v.counters_name())),
+        (
+            Reply::text("dropped-keys"),
+            Reply::Int(v.shown_dropped_keys()),
+        ),
+        (
+            Reply::text("dropped-flushes"),
+            Reply::Int(known(a.map(|a| a.dropped_flushes))),
+        ),
     ])
 }
 
@@ -256,12 +269,14 @@ pub fn list_line(v: &View, addr: &[u8], name: &[u8], now_ms: i64, out: &mut Vec<
     }
     out.extend_from_slice(
         format!(
-            " delivery={} tracked-keys={} invalidated-keys={} since={since} fidelity={} counters={}\n",
+            " delivery={} tracked-keys={} invalidated-keys={} since={since} fidelity={} counters={} \
+             dropped-keys={}\n",
             v.delivery.name(),
             v.shown_tracked_keys(),
             v.shown_invalidated(),
             v.fidelity.name(),
             v.counters_name(),
+            v.shown_dropped_keys(),
         )
         .as_bytes(),
     );
@@ -366,7 +381,9 @@ mod tests {
                 "flush-invalidations",
                 "last-invalidation",
                 "prefix-stats",
-                "counters"
+                "counters",
+                "dropped-keys",
+                "dropped-flushes"
             ]
         );
     }
@@ -406,6 +423,7 @@ mod tests {
             .collect();
         v.acct = Some(Acct {
             invalidated: 4,
+            dropped_keys: 3,
             ..Acct::default()
         });
         let mut out = Vec::new();
@@ -414,7 +432,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "id=7 addr=127.0.0.1:5000 name=app flags=on,bcast,noloop redir=0 \
              prefixes=\"\",a%20b,u: delivery=self tracked-keys=2 invalidated-keys=4 since=250 \
-             fidelity=exact counters=exact\n"
+             fidelity=exact counters=exact dropped-keys=3\n"
         );
     }
 
@@ -435,7 +453,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "id=7 addr=127.0.0.1:5000 name= flags=on,broken_redirect redir=9 prefixes= \
              delivery=dropped tracked-keys=-1 invalidated-keys=-1 since=-1 fidelity=partial \
-             counters=approximate\n"
+             counters=approximate dropped-keys=-1\n"
         );
     }
 

@@ -499,6 +499,12 @@ fn check_alerts(fields: &[&String]) -> std::process::Output {
 
 #[test]
 fn alert_rules_name_only_fields_the_exporter_script_returns() {
+    // Losing invalidations is what makes caches stale: there is a rule on its rate.
+    let rules = std::fs::read_to_string(repo("examples/prometheus-alerts.yml")).unwrap();
+    assert!(
+        rules.contains(r#"rate(redis_script_values{key="trackinfo_dropped_keys"}"#),
+        "examples/prometheus-alerts.yml has no alert on the rate of dropped keys"
+    );
     for bin in servers() {
         let server = Server::with_module(&bin);
         let mut conn = server.conn();

@@ -121,6 +121,7 @@ fn assert_line_is_entry(l: &Line, e: &Entry, before: i64, after: i64, listed: &L
         ("redir", "redirect"),
         ("tracked-keys", "tracked-keys"),
         ("invalidated-keys", "invalidated-keys"),
+        ("dropped-keys", "dropped-keys"),
     ] {
         assert_eq!(l[field], int(e, key).to_string(), "{field} of {l:?} on {d}");
     }

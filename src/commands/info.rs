@@ -360,6 +360,7 @@ fn tracking_table_max_keys(ctx: &Context) -> i64 {
             _ => None,
         };
         // `[name, value]`, or a map where the call speaks RESP3.
+        crate::ffi::note_own_call();
         let max = match ctx.call("CONFIG", &["GET", "tracking-table-max-keys"][..]) {
             Ok(RedisValue::Array(v)) => v.get(1).and_then(number),
             Ok(RedisValue::Map(m)) => m.values().next().and_then(number),

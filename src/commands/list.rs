@@ -160,6 +160,7 @@ impl Filter {
 
 /// The error the server's CLIENT LIST ID gives for `token`, if any.
 fn server_refusal(ctx: &Context, token: &[u8]) -> Option<RedisError> {
+    crate::ffi::note_own_call();
     ctx.call("CLIENT", &[&b"LIST"[..], b"ID", token][..]).err()
 }
 

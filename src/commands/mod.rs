@@ -51,6 +51,7 @@ pub fn client_list_text(ctx: &Context, ids: Option<&[u64]>) -> Result<Vec<u8>, R
         args.push("ID");
         args.extend(id_args.iter().map(String::as_str));
     }
+    crate::ffi::note_own_call();
     match ctx.call("CLIENT", args.as_slice()) {
         Ok(RedisValue::SimpleString(s)) | Ok(RedisValue::BulkString(s)) => Ok(s.into_bytes()),
         Ok(RedisValue::StringBuffer(b)) => Ok(b),

@@ -27,6 +27,9 @@ struct Stats {
     scalars: Vec<(&'static str, Scalar)>,
     redirect_targets: BTreeMap<i64, i64>,
     top_keys: Vec<(Vec<u8>, i64)>,
+    /// Figures added after `top-keys` (TRACKINFO.STATS) and after `counters` (INFO), so that
+    /// no existing key moves.
+    later: Vec<(&'static str, Scalar)>,
 }
 
 fn int(n: impl TryInto<i64>) -> Scalar {
@@ -96,7 +99,16 @@ fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, Redi
     let counters_exact = views
         .iter()
         .all(|v| v.tracked_keys.is_some() && v.acct.as_ref().is_some_and(|a| !a.approximate));
-    let (keys, items, live_items, invalidated, flushes, top_keys, dropped_items) =
+    let with_drops = views
+        .iter()
+        .filter(|v| {
+            v.state.is_on()
+                && v.acct
+                    .as_ref()
+                    .is_some_and(|a| a.dropped_keys + a.dropped_flushes > 0)
+        })
+        .count();
+    let (keys, items, live_items, invalidated, flushes, top_keys, dropped_items, drops) =
         with_state(|st| {
             let live: u64 = views.iter().map(|v| st.table.count_of(v.id)).sum();
             let top = st
@@ -116,6 +128,8 @@ fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, Redi
                 st.exact.then_some(st.total_flushes),
                 top,
                 st.dropped_items,
+                st.exact
+                    .then_some((st.total_dropped_keys, st.total_dropped_flushes, with_drops)),
             )
         })
         .ok_or(RedisError::Str(errors::INTERNAL))?;
@@ -184,10 +198,19 @@ fn gather(ctx: &Context, top_for: Option<&ffi::CallerAcl>) -> Result<Stats, Redi
             .into(),
         ),
     ));
+    let later = vec![
+        ("dropped-keys", known(drops.map(|d| d.0))),
+        ("dropped-flushes", known(drops.map(|d| d.1))),
+        (
+            "clients-with-drops",
+            known(drops.map(|d| u64::try_from(d.2).unwrap_or(u64::MAX))),
+        ),
+    ];
     Ok(Stats {
         scalars,
         redirect_targets,
         top_keys,
+        later,
     })
 }
 
@@ -226,6 +249,7 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 .collect(),
         ),
     ));
+    pairs.extend(s.later.iter().map(|(k, v)| (Reply::bulk(k), scalar(v))));
     respond(ctx, &Reply::Map(pairs))
 }
 
@@ -235,6 +259,7 @@ pub fn info_fields(ctx: &Context) -> Vec<(String, Scalar)> {
         .map(|s| {
             s.scalars
                 .into_iter()
+                .chain(s.later)
                 .map(|(k, v)| (k.replace('-', "_"), v))
                 .collect()
         })

@@ -223,6 +223,10 @@ impl State {
         if readers.is_empty() && noloop_holder.is_none() {
             return Placement::Inside; // nothing depends on it
         }
+        // Counted in the filter, where the module may not ask the server a protocol.
+        for &id in readers.iter().chain(noloop_holder.iter()) {
+            self.warm_route(id);
+        }
         let Some(count) = ffi::commands_processed() else {
             for id in readers {
                 self.approximate(id, doubts::EXPIRY_OF_READ_UNPLACED);
@@ -258,12 +262,7 @@ impl State {
                         self.unkept.push((id, u.key.clone()));
                     }
                     for id in u.readers.into_iter().chain(u.noloop_holder) {
-                        let Some(c) = self.registry.find_mut(id) else {
-                            continue;
-                        };
-                        c.acct.invalidated += 1;
-                        c.acct.last_ms = c.acct.last_ms.max(u.at_ms);
-                        self.total_invalidated += 1;
+                        self.credit(id, 1, 0, u.at_ms);
                     }
                 }
                 _ => {
@@ -337,6 +336,7 @@ impl State {
             w.disturbed = true;
             return;
         };
+        let client = w.client;
         w.events.push(match key {
             Some(key) => transaction::Event::Key {
                 pos,
@@ -346,6 +346,8 @@ impl State {
             },
             None => transaction::Event::Flush { pos },
         });
+        // Its messages are counted once the EXEC is over, maybe in the filter.
+        self.warm_route(client);
     }
 
     /// Settles a watched EXEC once it is over: what its reads remembered, and the invalidations
@@ -381,13 +383,11 @@ impl State {
                 let noloop =
                     matches!(&c.mirror, Mirror::Exact(s) if s.flags.contains(Flags::NOLOOP));
                 let placed = transaction::place(&w.reads, &w.events, w.queued, noloop);
-                let a = &mut c.acct;
-                a.reads += w.reads.len() as u64;
-                a.invalidated += placed.invalidated;
-                if let Some(ms) = placed.last_ms {
-                    a.last_ms = a.last_ms.max(ms);
+                c.acct.reads += w.reads.len() as u64;
+                if placed.invalidated > 0 {
+                    let at = placed.last_ms.unwrap_or(-1);
+                    self.credit(id, placed.invalidated, 0, at);
                 }
-                self.total_invalidated += placed.invalidated;
                 let kept = placed.kept.iter().map(Vec::as_slice);
                 if !keep_items(&mut self.table, &mut self.dropped_items, id, kept) {
                     self.approximate(id, doubts::TABLE_DID_NOT_KEEP);

@@ -28,7 +28,7 @@ pub fn list_mode(has: impl Fn(&str) -> bool, exact: bool) -> Option<&'static str
 }
 
 /// The fields of a TRACKINFO.LIST line, in order (docs/commands/trackinfo.list.md).
-pub const LIST_FIELDS: [&str; 12] = [
+pub const LIST_FIELDS: [&str; 13] = [
     "id",
     "addr",
     "name",
@@ -41,6 +41,7 @@ pub const LIST_FIELDS: [&str; 12] = [
     "since",
     "fidelity",
     "counters",
+    "dropped-keys",
 ];
 
 use std::net::TcpListener;

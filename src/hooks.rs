@@ -60,6 +60,10 @@ static CHECKED_CYCLE: AtomicU64 = AtomicU64::new(u64::MAX);
 static CHECKED_CHANGES: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The filter saw a CONFIG command: `tracking-table-max-keys` may have changed.
 static CONFIG_SEEN: AtomicBool = AtomicBool::new(true);
+/// Valkey (8.1.8 at least): an LTRIM that removes nothing sends its `ltrim` keyspace event but
+/// invalidates nothing (Redis invalidates the key either way). The change counter tells: it
+/// grows by the elements removed.
+static LTRIM_QUIET: AtomicBool = AtomicBool::new(false);
 /// Some client had state at the last `sync_gates` (so the filter saw every HELLO since).
 static GATE_CLIENTS_WAS: AtomicBool = AtomicBool::new(false);
 
@@ -383,6 +387,9 @@ pub fn install(
         }
     }
     reset_statics();
+    let server_name =
+        ffi::info_fields("server", &["server_name"]).and_then(|v| v.into_iter().next().flatten());
+    LTRIM_QUIET.store(server_name.as_deref() == Some(&b"valkey"[..]), Relaxed);
     sync_gates(&mut st);
     STATE.with(|s| {
         if let Ok(mut b) = s.try_borrow_mut() {
@@ -541,8 +548,12 @@ pub fn on_command<C: Command>(cmd: &C) {
     // A command that may change a tracked key without a keyspace event (checked only while
     // the table holds something, by the name it read already: its length first).
     if GATE_KEYS.load(Relaxed) && writes_unseen(name, || cmd.argc()) {
-        let pfcount = name.len() == 7;
-        with_state(|st| st.watch_unseen_write(cmd.arg(1), id, pfcount));
+        let by = match name.len() {
+            7 => placement::Told::Dirty,
+            _ if name.eq_ignore_ascii_case(b"hmget") => placement::Told::Keys,
+            _ => placement::Told::Trimmed,
+        };
+        with_state(|st| st.watch_unseen_write(cmd.arg(1), id, by));
     }
 }
 
@@ -553,7 +564,8 @@ pub fn on_command<C: Command>(cmd: &C) {
 fn writes_unseen(name: &[u8], argc: impl FnOnce() -> usize) -> bool {
     match name.len() {
         7 => name.eq_ignore_ascii_case(b"pfcount") && argc() == 2,
-        5 => name.eq_ignore_ascii_case(b"hmget") && argc() >= 3,
+        5 if name.eq_ignore_ascii_case(b"hmget") => argc() >= 3,
+        5 => LTRIM_QUIET.load(Relaxed) && name.eq_ignore_ascii_case(b"ltrim") && argc() == 4,
         _ => false,
     }
 }
@@ -1103,6 +1115,13 @@ impl State {
     }
 
     fn invalidate(&mut self, event: &[u8], key: &[u8]) {
+        if event == b"ltrim" && LTRIM_QUIET.load(Relaxed) {
+            // Invalidated only if it removed something: told once it has run (placement.rs).
+            if !self.unseen.as_ref().is_some_and(|u| u.key() == key) {
+                self.doubt_key(key, doubts::UNSEEN_WRITE_UNCONFIRMED);
+            }
+            return;
+        }
         self.note_watched_change(Some(key));
         let current = CURRENT.load(Relaxed);
         // An expiry or eviction may run inside the current command (lazily) or outside any

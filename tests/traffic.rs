@@ -12,6 +12,10 @@
 //! - PFCOUNT stores the cardinality it computed back into the key when the cached one is stale:
 //!   the server invalidates the key for its trackers, with no keyspace event.
 //!
+//! - Reads over every data type (strings, bitmaps, lists, hashes, sets, sorted sets,
+//!   HyperLogLogs, streams, geo) while 38 kinds of writes (PFCOUNT's hidden one, Valkey's quiet
+//!   no-op LTRIM, expiring SETs, COPY, RENAME, SORT STORE ...) change them, on a full server.
+//!
 //! Each tracker asks for its own entry with TRACKINFO.GET on its own connection: the server
 //! writes every invalidation sent before that command ahead of its reply, so what arrived up to
 //! the reply is exactly what the counters can have seen.
@@ -565,5 +569,159 @@ fn counters_stay_exact_when_hash_fields_expire_under_reads() {
             run.end_step(step, n);
         }
         run.finish(&format!("{n} steps of hash field expiry"));
+    });
+}
+
+/// Reads over every data type, as caches make them: `{k}` is a key of the read's type.
+const BREADTH_READS: [&[&str]; 26] = [
+    &["GET", "s:{k}"],
+    &["STRLEN", "s:{k}"],
+    &["GETRANGE", "s:{k}", "0", "3"],
+    &["MGET", "s:{k}", "s:{j}"],
+    &["EXISTS", "s:{k}", "l:{j}"],
+    &["BITCOUNT", "s:{k}"],
+    &["GETBIT", "s:{k}", "3"],
+    &["LRANGE", "l:{k}", "0", "-1"],
+    &["LLEN", "l:{k}"],
+    &["LINDEX", "l:{k}", "0"],
+    &["HGET", "h:{k}", "f1"],
+    &["HGETALL", "h:{k}"],
+    &["HMGET", "h:{k}", "f1", "f2"],
+    &["HLEN", "h:{k}"],
+    &["SMEMBERS", "t:{k}"],
+    &["SISMEMBER", "t:{k}", "a"],
+    &["SCARD", "t:{k}"],
+    &["ZRANGE", "z:{k}", "0", "-1", "WITHSCORES"],
+    &["ZSCORE", "z:{k}", "a"],
+    &["ZCARD", "z:{k}"],
+    &["PFCOUNT", "p:{k}"],
+    &["XRANGE", "x:{k}", "-", "+"],
+    &["XLEN", "x:{k}"],
+    &["GEOPOS", "g:{k}", "a"],
+    &["TYPE", "h:{k}"],
+    &["TTL", "s:{k}"],
+];
+
+/// Writes of 38 kinds over the same keys (each type stays on its own keys).
+const BREADTH_WRITES: [&[&str]; 38] = [
+    &["SET", "s:{k}", "{v}"],
+    &["SET", "s:{k}", "{v}", "PX", "{ttl}"],
+    &["APPEND", "s:{k}", "x"],
+    &["SETRANGE", "s:{k}", "2", "yy"],
+    &["SETBIT", "s:{k}", "5", "1"],
+    &["GETDEL", "s:{k}"],
+    &["MSET", "s:{k}", "{v}", "s:{j}", "{v}"],
+    &["COPY", "s:{k}", "s:{j}", "REPLACE"],
+    &["RENAME", "s:{k}", "s:{j}"],
+    &["LPUSH", "l:{k}", "{v}"],
+    &["RPUSH", "l:{k}", "{v}", "{v}"],
+    &["LPOP", "l:{k}"],
+    &["LTRIM", "l:{k}", "0", "2"],
+    &["LMOVE", "l:{k}", "l:{j}", "LEFT", "RIGHT"],
+    &["HSET", "h:{k}", "f1", "{v}", "f2", "{v}"],
+    &["HDEL", "h:{k}", "f1"],
+    &["HINCRBY", "h:{k}", "n", "1"],
+    &["SADD", "t:{k}", "a", "{v}"],
+    &["SREM", "t:{k}", "a"],
+    &["SPOP", "t:{k}"],
+    &["SMOVE", "t:{k}", "t:{j}", "a"],
+    &["SUNIONSTORE", "t:{k}", "t:{j}", "t:{k}"],
+    &["ZADD", "z:{k}", "{n}", "a", "{n}", "{v}"],
+    &["ZREM", "z:{k}", "a"],
+    &["ZINCRBY", "z:{k}", "1", "a"],
+    &["ZUNIONSTORE", "z:{k}", "2", "z:{k}", "z:{j}"],
+    &["PFADD", "p:{k}", "{v}"],
+    &["PFMERGE", "p:{k}", "p:{j}"],
+    &["XADD", "x:{k}", "*", "f", "{v}"],
+    &["XTRIM", "x:{k}", "MAXLEN", "2"],
+    &["GEOADD", "g:{k}", "13.36", "38.11", "a"],
+    &["DEL", "h:{k}", "s:{j}"],
+    &["UNLINK", "l:{k}"],
+    &["PEXPIRE", "t:{k}", "{ttl}"],
+    &["EXPIRE", "z:{k}", "100"],
+    &["PERSIST", "z:{k}"],
+    &["INCR", "n:{k}"],
+    &["SORT", "l:{k}", "ALPHA", "STORE", "l:{j}"],
+];
+
+#[test]
+fn counters_stay_exact_over_every_data_type_and_command_family() {
+    for_each_run(|run| {
+        let d = run.d.clone();
+        // Full, evicting, and with keys that expire.
+        let w = &mut run.writer;
+        w.ok(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        let limit = (info_int(w, "memory", "used_memory") + 2 * 1024 * 1024).to_string();
+        w.ok(&["CONFIG", "SET", "maxmemory", &limit]);
+        let big = "x".repeat(8192);
+        let n = steps();
+        let (mut reads, mut writes, mut errors) = (0, 0, 0);
+        for step in 1..=n {
+            // Two different keys of a type (COPY refuses the same key twice).
+            let k = run.rng.below(KEYS / 2);
+            let j = (k + 1 + run.rng.below(KEYS / 2 - 1)) % (KEYS / 2);
+            let v = run.rng.below(1000).to_string();
+            let ttl = (1 + run.rng.below(40)).to_string();
+            let action = run.rng.below(20);
+            let who = run.rng.below(run.trackers.len());
+            let template: &[&str] = match action {
+                0..=7 => BREADTH_READS[run.rng.below(BREADTH_READS.len())],
+                8 => &["SET", "fill:{v}", "{big}"],
+                _ => BREADTH_WRITES[run.rng.below(BREADTH_WRITES.len())],
+            };
+            let args: Vec<String> = template
+                .iter()
+                .map(|a| {
+                    a.replace("{k}", &k.to_string())
+                        .replace("{j}", &j.to_string())
+                        .replace("{v}", &v)
+                        .replace("{n}", &(k + 1).to_string())
+                        .replace("{ttl}", &ttl)
+                        .replace("{big}", &big)
+                })
+                .collect();
+            // Reads by the trackers; writes by the writer mostly, by a tracker now and then.
+            let by_tracker = action <= 7 || run.rng.chance(25);
+            run.note(
+                step,
+                format!(
+                    "{} {}",
+                    if by_tracker {
+                        format!("tracker {who}")
+                    } else {
+                        "writer".into()
+                    },
+                    args.iter()
+                        .map(|a| if a.len() > 20 { "<big>" } else { a.as_str() })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            );
+            let r = if by_tracker {
+                run.trackers[who].conn.cmd(&args)
+            } else {
+                run.writer.cmd(&args)
+            };
+            if action <= 7 {
+                reads += 1;
+            } else {
+                writes += 1;
+            }
+            if r.is_error() {
+                // Only what the key space allows: a key renamed away, a LSET past the end.
+                let e = r.text().unwrap_or_default();
+                assert!(
+                    e.starts_with("ERR no such key") || e.starts_with("OOM"),
+                    "{args:?} on {d}: {r}"
+                );
+                errors += 1;
+            }
+            run.end_step(step, n);
+        }
+        let evicted = info_int(&mut run.writer, "stats", "evicted_keys");
+        run.finish(&format!(
+            "{n} steps over every type ({reads} reads, {writes} writes, {errors} refused), \
+             {evicted} evicted"
+        ));
     });
 }

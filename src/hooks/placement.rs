@@ -38,13 +38,29 @@ pub(super) enum Before {
     /// HMGET deletes a hash whose fields all expired, and counts no change: its database
     /// (DBSIZE) holds one key fewer.
     Keys { db: i32, keys: u64 },
+    /// LTRIM on Valkey: `rdb_changes_since_last_save` grows by the elements it removed, and
+    /// only then is the key invalidated.
+    Trimmed(u64),
+}
+
+/// Which of the server's counts tells whether a command wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Told {
+    /// PFCOUNT: the change counter grows by one.
+    Dirty,
+    /// HMGET: the database holds one key fewer.
+    Keys,
+    /// LTRIM (Valkey): the change counter grows by the elements removed.
+    Trimmed,
 }
 
 impl Before {
     /// Before a command named `name` runs, in database `db` (`None`: not known).
-    fn read(name_is_pfcount: bool, db: Option<i32>) -> Option<Before> {
-        if name_is_pfcount {
-            return ffi::server_dirty().map(Before::Dirty);
+    fn read(by: Told, db: Option<i32>) -> Option<Before> {
+        match by {
+            Told::Dirty => return ffi::server_dirty().map(Before::Dirty),
+            Told::Trimmed => return ffi::server_dirty().map(Before::Trimmed),
+            Told::Keys => {}
         }
         let db = db?;
         Some(Before::Keys {
@@ -61,6 +77,8 @@ impl Before {
                 1 => Some(true),
                 _ => None,
             },
+            // One per element removed.
+            Before::Trimmed(before) => Some(ffi::server_dirty()?.checked_sub(before)? > 0),
             Before::Keys { db, keys } => match ffi::db_size(db)? {
                 now if now == keys => Some(false),
                 now if now + 1 == keys => Some(true),
@@ -115,10 +133,16 @@ pub(super) struct ExecWatch {
     disturbed: bool,
 }
 
+impl UnseenWrite {
+    pub(super) fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
 impl State {
     /// Watches a command that may change `key` without a keyspace event, if anyone would be
     /// sent an invalidation for it.
-    pub(super) fn watch_unseen_write(&mut self, key: &[u8], client: u64, pfcount: bool) {
+    pub(super) fn watch_unseen_write(&mut self, key: &[u8], client: u64, by: Told) {
         self.resolve_unseen_write();
         let bcast = self.bcast_prefixes.iter().any(|p| key.starts_with(p));
         if !bcast && self.table.invalidate_would_reach(key).is_none() {
@@ -131,7 +155,7 @@ impl State {
             self.doubt_key(key, doubts::UNSEEN_WRITE_UNCONFIRMED);
             return;
         }
-        match Before::read(pfcount, flags.map(|f| f.db)) {
+        match Before::read(by, flags.map(|f| f.db)) {
             Some(before) => {
                 let own = self.registry.contains(client).then_some(client);
                 self.unseen = Some(UnseenWrite {

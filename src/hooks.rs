@@ -1117,7 +1117,7 @@ impl State {
     fn invalidate(&mut self, event: &[u8], key: &[u8]) {
         if event == b"ltrim" && LTRIM_QUIET.load(Relaxed) {
             // Invalidated only if it removed something: told once it has run (placement.rs).
-            if !self.unseen.as_ref().is_some_and(|u| u.key() == key) {
+            if self.unseen.as_ref().is_none_or(|u| u.key() != key) {
                 self.doubt_key(key, doubts::UNSEEN_WRITE_UNCONFIRMED);
             }
             return;

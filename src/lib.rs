@@ -5,7 +5,8 @@
 //! and CACHING rules, replayed), `clients.rs` (per-client state), `keys.rs` (the per-key table),
 //! `hooks.rs` (the filter and
 //! event logic), `hooks/placement.rs` and `transaction.rs` (where EXEC's commands, expiries,
-//! evictions and unseen writes fall, by the server's counters), `doubts.rs` (every cause of
+//! evictions and unseen writes fall, by the server's counters), `hooks/route.rs` (where each
+//! message goes, and so what is dropped), `doubts.rs` (every cause of
 //! approximate counters), `ffi.rs` (all raw module API calls), `reply.rs`, `observe.rs`,
 //! `errors.rs`, `version.rs` (the version MODULE LIST shows, from Cargo.toml's).
 

@@ -1122,7 +1122,12 @@ impl State {
             }
             return;
         }
-        self.note_watched_change(Some(key));
+        if event == b"evicted" {
+            // Before the watched command ran (processCommand evicts before call()).
+            self.note_eviction(key);
+        } else {
+            self.note_watched_change(Some(key));
+        }
         let current = CURRENT.load(Relaxed);
         // An expiry or eviction may run inside the current command (lazily) or outside any
         // (active expiry, current_client NULL): NOLOOP skips only the former.

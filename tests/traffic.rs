@@ -112,6 +112,8 @@ impl<'s> Run<'s> {
             return None;
         }
         let seed = seed();
+        // The module says why counters go approximate at verbose level (in a failure's log tail).
+        server.conn().ok(&["CONFIG", "SET", "loglevel", "verbose"]);
         Some(Run {
             server,
             d: server.describe(),
@@ -187,6 +189,18 @@ impl<'s> Run<'s> {
     /// The share of exact checks, which must be at least MIN_EXACT_SHARE.
     fn finish(&self, what: &str) {
         let share = self.exact as f64 / self.checks as f64;
+        let mut causes: Vec<String> = self
+            .server
+            .log_tail(100_000)
+            .lines()
+            .filter_map(|l| l.split_once("counters approximate from now on: "))
+            .map(|(_, why)| why.to_string())
+            .collect();
+        causes.sort();
+        causes.dedup();
+        if !causes.is_empty() {
+            println!("{}: why counters went approximate: {causes:?}", self.d);
+        }
         println!(
             "{}: {what}: seed {}, {} checks, {} exact ({:.1}%)",
             self.d,

@@ -69,6 +69,18 @@ impl Before {
         })
     }
 
+    /// The same counts, read now.
+    fn read_again(self) -> Option<Before> {
+        Some(match self {
+            Before::Dirty(_) => Before::Dirty(ffi::server_dirty()?),
+            Before::Trimmed(_) => Before::Trimmed(ffi::server_dirty()?),
+            Before::Keys { db, .. } => Before::Keys {
+                db,
+                keys: ffi::db_size(db)?,
+            },
+        })
+    }
+
     /// Whether the command wrote: `None` when the counts moved otherwise.
     fn wrote(self) -> Option<bool> {
         match self {
@@ -337,6 +349,26 @@ impl State {
         }
         if self.exec.is_some() {
             self.note_exec_event(key);
+        }
+    }
+
+    /// An eviction: made before the running command ran (processCommand evicts, then calls it),
+    /// so a watched unseen write's counts are read again from here. An EXEC under watch still
+    /// places it like any change.
+    pub(super) fn note_eviction(&mut self, key: &[u8]) {
+        if let Some(u) = self.unseen.as_mut() {
+            if u.key == key {
+                u.seen = true; // its invalidation is this one; the command finds no key
+            } else {
+                // The eviction deleted a key (DBSIZE) before this read and counted no change.
+                match u.before.read_again() {
+                    Some(b) => u.before = b,
+                    None => u.others = true,
+                }
+            }
+        }
+        if self.exec.is_some() {
+            self.note_exec_event(Some(key));
         }
     }
 

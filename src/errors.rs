@@ -7,6 +7,7 @@ pub const NO_SUCH_CLIENT: &str = "ERR No such client";
 pub const SYNTAX: &str = "ERR syntax error";
 pub const KEYS_UNKNOWN_SENDER: &str = "ERR this server's command filter does not say who sent a command, so tracked keys are unknown (Redis 7.0)";
 pub const KEYS_UNKNOWN_PARTIAL: &str = "ERR the keys of this client are unknown: it switched tracking on where the module could not see it (fidelity partial)";
+pub const KEYS_UNSURE: &str = "ERR the keys of this client are uncertain: the module may have missed a change to them (its counters say approximate; the server log says why)";
 pub const KEYS_TABLE_OFF: &str =
     "ERR the per-key table is switched off (CONFIG SET trackinfo.key-table yes)";
 pub const NO_CALLER_ACL: &str = "ERR cannot read the ACL user of this connection";

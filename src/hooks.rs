@@ -1326,6 +1326,11 @@ impl State {
         }
     }
 
+    /// Whether the mirrored table's entries for `id` may be wrong.
+    pub fn keys_doubted(&self, id: u64) -> bool {
+        self.all_unsure || self.unsure.contains(&id)
+    }
+
     /// What the module counted for `id`: `None` where it cannot know (partial clients).
     pub fn acct(&self, id: u64) -> Option<Acct> {
         match self.registry.get(id) {

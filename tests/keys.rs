@@ -97,3 +97,44 @@ fn trackinfo_keys_rejects_bad_arguments() {
         assert!(err(obs.cmd(&["TRACKINFO.KEYS"])).contains("wrong number of arguments"));
     });
 }
+
+/// Where the module doubts a client's entries (here: an EXEC that switched tracking on and read,
+/// whose reads it cannot place), TRACKINFO.KEYS lists nothing rather than keys it may be wrong
+/// about, and says so with the documented error.
+#[test]
+fn keys_the_module_doubts_are_never_listed() {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/commands/trackinfo.keys.md"),
+    )
+    .unwrap();
+    for_each_server(|server| {
+        if !server.info.module_knows_sender() {
+            return;
+        }
+        let d = server.describe();
+        let mut obs = server.conn_proto(2);
+        let mut a = server.conn_proto(3);
+        let id = a.client_id().to_string();
+        a.ok(&["MULTI"]);
+        a.cmd(&["CLIENT", "TRACKING", "ON"]);
+        a.cmd(&["GET", "keys:doubted"]);
+        let r = a.cmd(&["EXEC"]);
+        assert!(r.items().is_some(), "EXEC on {d}: {r}");
+        let entry = obs.cmd(&["TRACKINFO.CLIENT", &id]);
+        assert!(
+            format!("{entry}").contains("approximate"),
+            "the module doubts this client on {d}: {entry}"
+        );
+        let r = obs.cmd(&["TRACKINFO.KEYS", &id]);
+        let text = r.text().unwrap_or_default();
+        assert!(
+            r.is_error() && text.starts_with("ERR the keys of this client are uncertain"),
+            "TRACKINFO.KEYS of a doubted client on {d}: {r}"
+        );
+        let documented = text.split(':').next().unwrap();
+        assert!(
+            page.contains(&format!("`{documented}: ...`")),
+            "{documented} not on the page"
+        );
+    });
+}

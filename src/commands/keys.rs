@@ -34,6 +34,10 @@ pub fn keys(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if st.acct(id).is_none() {
             return Err(RedisError::Str(errors::KEYS_UNKNOWN_PARTIAL));
         }
+        // Never a key list the module itself doubts.
+        if st.keys_doubted(id) {
+            return Err(RedisError::Str(errors::KEYS_UNSURE));
+        }
         Ok(st
             .table
             .keys_of(id, count, |k| acl.may_read(k))

@@ -734,8 +734,7 @@ pub fn on_before_sleep() {
     if GATE_KEYS.load(Relaxed) || GATE_READS.load(Relaxed) {
         with_state(|st| {
             // What the last command did: it belongs to this cycle's messages.
-            st.exec_changes = None;
-            st.routes.command_over();
+            st.command_over();
             st.resolve_exec();
             st.apply_reads();
             st.broadcast();
@@ -752,8 +751,7 @@ pub fn on_before_sleep() {
 pub fn on_cron_loop() {
     if GATE_READS.load(Relaxed) || GATE_PENDING.load(Relaxed) {
         with_state(|st| {
-            st.exec_changes = None;
-            st.routes.command_over();
+            st.command_over();
             st.resolve_exec();
             st.apply_reads();
         });
@@ -811,8 +809,7 @@ impl State {
             return;
         };
         // This connection's previous command, and anyone's, has completed by now.
-        self.exec_changes = None;
-        self.routes.command_over();
+        self.command_over();
         self.resolve();
         self.resolve_exec();
         self.settle(id, flags);
@@ -900,6 +897,13 @@ impl State {
             }
         }
         self.registry.tidy(id);
+    }
+
+    /// The running command is over (the next one's filter, the cron, before-sleep): what held
+    /// only while it ran (an EXEC changing tracking or routes) holds no more.
+    fn command_over(&mut self) {
+        self.exec_changes = None;
+        self.routes.command_over();
     }
 
     /// [`State::on_command`] for the common case, with one lookup of the client: a command that
